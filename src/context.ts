@@ -1,0 +1,67 @@
+/**
+ * The current scope follows async work through the library's single AsyncLocalStorage.
+ * `withScope` is the everyday entry point; `openScope` is for `await using` and for scopes whose
+ * lifetime is not one function call.
+ */
+import { createLease, type Lease, type TrackOptions } from './lease.js';
+import { createScope, type Scope, type ScopeOptions } from './scope.js';
+import { captureSite } from './sites.js';
+import { storage } from './storage.js';
+import { describe } from './validate.js';
+
+/**
+ * Runs `fn` in a new scope — a child of the current scope, or a root — and closes the scope when
+ * `fn` settles, whatever happens: success, throw, abort or timeout. Resolves with `fn`'s result.
+ *
+ * If `fn` throws, that error is rethrown untouched; release errors never replace it (they are
+ * reported and available through `getReleaseErrors(error)`). If only releases fail, the returned
+ * promise rejects with their error (a `SuppressedError` chain when several failed). When the scope
+ * is cancelled (`timeout`, `signal`, `scope.cancel()`), it stops waiting for `fn`, closes the scope
+ * and rejects with the cancellation reason.
+ *
+ * @example
+ * app.get('/users/:id', (req, res) =>
+ *   withScope(async (scope) => {
+ *     await using conn = await pool.acquire();
+ *     res.json(await conn.value.query('select ...'));
+ *   }, { name: 'GET /users/:id', timeout: 5_000 }),
+ * );
+ */
+export function withScope<R>(fn: (scope: Scope) => R, options?: ScopeOptions): Promise<Awaited<R>> {
+  if (typeof fn !== 'function') return Promise.reject(new TypeError(`withScope(): fn must be a function, got ${describe(fn)}`));
+  let scope: Scope;
+  try {
+    scope = createScope('withScope()', options, storage.getStore(), withScope);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return scope.runTask(fn);
+}
+
+/** The scope of the task running now, or `undefined` outside any scope. */
+export function currentScope(): Scope | undefined {
+  return storage.getStore();
+}
+
+/**
+ * Opens a scope — a child of the current scope, or a root — without running anything in it. Close
+ * it with `await using` or `close()`; run code in it with `scope.run(fn)`.
+ *
+ * @example
+ * await using scope = openScope({ name: 'consumer' });
+ * scope.run(() => startConsuming());
+ */
+export function openScope(options?: ScopeOptions): Scope {
+  return createScope('openScope()', options, storage.getStore(), openScope);
+}
+
+/**
+ * Tracks `value` as a lease of the current scope (see `scope.track`). Outside any scope the lease
+ * belongs to no one: if it becomes garbage unreleased, custodian releases it and reports it, and
+ * its site is counted for growth detection.
+ */
+export function track<T>(value: T, options: TrackOptions<T>): Lease<T> {
+  const scope = storage.getStore();
+  if (scope !== undefined) return scope.track(value, options);
+  return createLease('track()', value, options, undefined, captureSite(track));
+}

@@ -1,0 +1,132 @@
+/**
+ * Error classes. Every error custodian throws has a stable `code` so that callers can branch on it
+ * without `instanceof` (which breaks across duplicated installs of the package).
+ */
+import type { LeakReport } from './report.js';
+
+/**
+ * Thrown when something is acquired into a scope that is closing or closed. The value that was
+ * handed over is released before this is thrown, so nothing escapes.
+ */
+export class ScopeClosedError extends Error {
+  override readonly name = 'ScopeClosedError';
+  readonly code = 'ERR_CUSTODIAN_SCOPE_CLOSED';
+}
+
+/**
+ * The reason a scope's signal aborts when its `timeout` elapses. Its `name` is `TimeoutError`, like
+ * the reason of `AbortSignal.timeout()`, so code that checks `err.name === 'TimeoutError'` works.
+ */
+export class ScopeTimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+  readonly code = 'ERR_CUSTODIAN_SCOPE_TIMEOUT';
+  constructor(
+    message: string,
+    /** The timeout that elapsed, in milliseconds. */
+    readonly timeoutMs: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Thrown from a scope's close under the `throw` leak policy (test mode) when the code left leases
+ * unreleased. The leases were reclaimed before this was thrown; `report` says which and where.
+ */
+export class LeakError extends Error {
+  override readonly name = 'LeakError';
+  readonly code = 'ERR_CUSTODIAN_LEAK';
+  constructor(
+    message: string,
+    /** The structured report behind the message. */
+    readonly report: LeakReport,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The shape of the standard `SuppressedError` (ES2026 explicit resource management). Node < 24 has
+ * no global `SuppressedError`, so custodian uses the global one when it exists and this class
+ * otherwise: check `err.name === 'SuppressedError'`, not `instanceof`.
+ */
+export interface SuppressedErrorLike extends Error {
+  /** The error thrown last (by the release that ran last). */
+  readonly error: unknown;
+  /** The error it suppressed: an earlier release's error, or a chain of them. */
+  readonly suppressed: unknown;
+}
+
+class SuppressedErrorPolyfill extends Error implements SuppressedErrorLike {
+  override readonly name = 'SuppressedError';
+  constructor(
+    readonly error: unknown,
+    readonly suppressed: unknown,
+    message?: string,
+  ) {
+    super(message ?? 'An error was suppressed during disposal.');
+  }
+}
+
+type SuppressedErrorConstructor = new (error: unknown, suppressed: unknown, message?: string) => SuppressedErrorLike;
+
+const NativeSuppressedError = (globalThis as { SuppressedError?: SuppressedErrorConstructor }).SuppressedError;
+
+/** Constructs a `SuppressedError`: the native one where the runtime has it. */
+export const SuppressedError: SuppressedErrorConstructor = NativeSuppressedError ?? SuppressedErrorPolyfill;
+
+/**
+ * Folds release errors, in the order they were thrown, the way `await using` does: one error is
+ * returned as it is; each later one wraps the earlier ones as `new SuppressedError(later, earlier)`.
+ */
+export function foldErrors(errors: readonly unknown[], scopeLabel: string): unknown {
+  let folded: unknown = errors[0];
+  for (let i = 1; i < errors.length; i++) {
+    folded = new SuppressedError(
+      errors[i],
+      folded,
+      `${scopeLabel}: ${i + 1} releases failed; \`error\` is the last, \`suppressed\` holds the earlier ones`,
+    );
+  }
+  return folded;
+}
+
+/**
+ * Lists the errors folded into a `SuppressedError` chain, oldest first. Any other value is returned
+ * as a one-element list. Use it to log every release error of a scope, not only the last one.
+ */
+export function flattenSuppressed(error: unknown): unknown[] {
+  const out: unknown[] = [];
+  let current = error;
+  while (isSuppressedError(current)) {
+    out.push(current.error);
+    current = current.suppressed;
+  }
+  out.push(current);
+  return out.reverse();
+}
+
+function isSuppressedError(value: unknown): value is SuppressedErrorLike {
+  return value instanceof Error && value.name === 'SuppressedError' && 'suppressed' in value;
+}
+
+const releaseErrorsOf = new WeakMap<object, unknown[]>();
+
+/**
+ * When a task fails and releasing its resources fails too, `withScope` rethrows the task's own
+ * error untouched and records the release errors here (and in a `ResourceReleaseWarning`).
+ * Returns them, oldest first, or an empty list.
+ */
+export function getReleaseErrors(error: unknown): readonly unknown[] {
+  return (typeof error === 'object' && error !== null) || typeof error === 'function'
+    ? (releaseErrorsOf.get(error) ?? [])
+    : [];
+}
+
+/** @internal */
+export function attachReleaseErrors(error: unknown, errors: readonly unknown[]): void {
+  if ((typeof error === 'object' && error !== null) || typeof error === 'function') {
+    const previous = releaseErrorsOf.get(error);
+    releaseErrorsOf.set(error, previous ? [...previous, ...errors] : [...errors]);
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * A lease: one acquired resource that the code is expected to give back.
+ *
+ * Two objects per lease. `LeaseState` is the bookkeeping (the resource, how to release it, where
+ * it was acquired); its owner scope, or the registry of unscoped leases, holds it. `Lease` is the
+ * handle the user holds. Keeping them apart lets a FinalizationRegistry notice when an unscoped
+ * handle becomes garbage while its state still knows how to give the resource back.
+ */
+import { settings } from './config.js';
+import { deliver, resourceName, siteText, type LeakedResource } from './report.js';
+import { addUnscoped, removeUnscoped, type WatchedEntry, type WatchedLease } from './registry.js';
+import { formatSite, type RawSite } from './sites.js';
+import { describe } from './validate.js';
+
+/** How to give a tracked value back. */
+export interface TrackOptions<T> {
+  /** Gives the value back (closes it, returns it to its pool). May return a promise. */
+  release: (value: T) => unknown;
+  /**
+   * Gets rid of a broken value instead of giving it back (`lease.destroy(reason)`, and leases
+   * reclaimed from a task that was abandoned mid-flight). Defaults to `release`.
+   */
+  destroy?: ((value: T, reason: unknown) => unknown) | undefined;
+  /** What the value is, for reports: `mysql connection`, `file handle`. Default `resource`. */
+  kind?: string | undefined;
+  /** Which one, for reports: a pool name, a file name. */
+  label?: string | undefined;
+}
+
+/** @internal What a scope needs to let go of an entry. */
+export interface Owner {
+  attach(entry: WatchedEntry): void;
+  detach(entry: WatchedEntry): void;
+}
+
+const HELD = 0;
+const RELEASED = 1;
+const RESOLVED: Promise<void> = Promise.resolve();
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** Runs a release that may be sync or async as a promise, without allocating one for sync success. */
+function settle(run: () => unknown): Promise<void> {
+  try {
+    const result = run();
+    return isPromiseLike(result) ? Promise.resolve(result).then(noop) : RESOLVED;
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function noop(): void {}
+
+/** @internal */
+export class LeaseState<T = unknown> implements WatchedLease {
+  prev: LeaseState | undefined = undefined;
+  next: LeaseState | undefined = undefined;
+  readonly isLease = true;
+  state = HELD;
+  reportedLong = false;
+  /** The settled release, once it ran. */
+  done: Promise<void> | undefined = undefined;
+
+  constructor(
+    public value: T | undefined,
+    readonly releaseFn: (value: T) => unknown,
+    readonly destroyFn: ((value: T, reason: unknown) => unknown) | undefined,
+    readonly kind: string,
+    readonly label: string | undefined,
+    readonly raw: RawSite | undefined,
+    readonly t0: number,
+    public owner: Owner | undefined,
+  ) {}
+
+  describe(now: number): LeakedResource {
+    return { kind: this.kind, label: this.label, site: formatSite(this.raw), heldMs: now - this.t0 };
+  }
+
+  /**
+   * Marks the lease released, detaches it from its owner, and runs the release (or destroy).
+   * Returns what the release returned (so a sync release stays sync) and throws what it throws.
+   * The caller guarantees the lease is held: this is the single place a resource is given back.
+   */
+  finish(destroying: boolean, reason: unknown): unknown {
+    this.state = RELEASED;
+    if (this.owner !== undefined) this.owner.detach(this);
+    else removeUnscoped(this);
+    if (this.reportedLong) this.reportReturnedLate();
+    const value = this.value as T;
+    this.value = undefined; // a released lease must not keep its resource reachable
+    return destroying && this.destroyFn !== undefined ? this.destroyFn(value, reason) : this.releaseFn(value);
+  }
+
+  /** The handle was garbage-collected while the lease was held: give the resource back, and say so. */
+  collect(): void {
+    if (this.state !== HELD) return;
+    const resource = this.describe(performance.now());
+    deliver(
+      {
+        type: 'collected',
+        resource,
+        message: [
+          `${resourceName(resource)} acquired at ${siteText(resource.site)} was garbage-collected without being released, after ${Math.round(resource.heldMs)} ms; custodian released it`,
+          `  Release it explicitly (\`await using lease = ...\` or lease.release() in finally), or acquire it inside a scope so that the scope gives it back.`,
+        ].join('\n'),
+      },
+      settings.leaks,
+    );
+    this.done = settle(() => this.finish(false, undefined));
+    this.done.catch((error: unknown) => warnAsyncReleaseFailure(resource, 'after it was garbage-collected', error));
+  }
+
+  private reportReturnedLate(): void {
+    const resource = this.describe(performance.now());
+    deliver(
+      {
+        type: 'returned-late',
+        resource,
+        thresholdMs: settings.leakThresholdMs,
+        message: `${resourceName(resource)} acquired at ${siteText(resource.site)} was returned after ${Math.round(resource.heldMs)} ms (reported earlier as held longer than leakThresholdMs ${settings.leakThresholdMs})`,
+      },
+      settings.leaks,
+    );
+  }
+}
+
+function warnAsyncReleaseFailure(resource: LeakedResource, when: string, error: unknown): void {
+  process.emitWarning(
+    `releasing ${resourceName(resource)} acquired at ${siteText(resource.site)} ${when} failed: ${error instanceof Error ? error.message : String(error)}`,
+    { type: 'ResourceReleaseWarning', code: 'CUSTODIAN_RELEASE_FAILED' },
+  );
+}
+
+/** Thrown when `lease.value` is read after the lease was released. */
+export class LeaseReleasedError extends Error {
+  override readonly name = 'LeaseReleasedError';
+  readonly code = 'ERR_CUSTODIAN_LEASE_RELEASED';
+}
+
+/**
+ * A handle to one acquired resource. Give it back with `release()` (or `destroy(reason)` when it is
+ * broken), or with `await using`. Releasing twice is harmless: the second call returns the first
+ * call's promise. A lease acquired inside a scope that the code never releases is reclaimed when
+ * the scope closes, and reported as a leak.
+ *
+ * @example
+ * await using lease = scope.track(await openFile(path), { release: (f) => f.close(), kind: 'file' });
+ * await lease.value.read(buffer);
+ */
+export class Lease<T> implements AsyncDisposable, Disposable {
+  readonly #s: LeaseState<T>;
+
+  /** @internal Use `scope.track()`, `track()` or a pool's `acquire()`. */
+  constructor(state: LeaseState<T>) {
+    this.#s = state;
+  }
+
+  /** The resource. Reading it after release throws a `LeaseReleasedError`: that is a use-after-release bug. */
+  get value(): T {
+    const s = this.#s;
+    if (s.state !== HELD) {
+      throw new LeaseReleasedError(
+        `${resourceName(s)} acquired at ${siteText(formatSite(s.raw))} was already released; use its value only while you hold the lease`,
+      );
+    }
+    return s.value as T;
+  }
+
+  /** True once `release()` or `destroy()` was called, or the owning scope reclaimed it. */
+  get released(): boolean {
+    return this.#s.state !== HELD;
+  }
+
+  /** What the resource is, as given to `track` (`resource` when not given). */
+  get kind(): string {
+    return this.#s.kind;
+  }
+
+  /** Which one, as given to `track`. */
+  get label(): string | undefined {
+    return this.#s.label;
+  }
+
+  /** Where it was acquired (`src/routes/users.ts:42:18`), or `undefined` when not recorded. Formatted on first read. */
+  get site(): string | undefined {
+    return formatSite(this.#s.raw);
+  }
+
+  /** When it was acquired, in milliseconds since the epoch. */
+  get acquiredAt(): number {
+    return performance.timeOrigin + this.#s.t0;
+  }
+
+  /** Gives the resource back. Idempotent: later calls return the first call's promise. */
+  release(): Promise<void> {
+    const s = this.#s;
+    if (s.state !== HELD) return s.done ?? RESOLVED;
+    return (s.done = settle(() => s.finish(false, undefined)));
+  }
+
+  /** Gets rid of a broken resource instead of giving it back. No effect once released. */
+  destroy(reason?: unknown): Promise<void> {
+    const s = this.#s;
+    if (s.state !== HELD) return s.done ?? RESOLVED;
+    return (s.done = settle(() => s.finish(true, reason)));
+  }
+
+  /** `await using` support: same as `release()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+
+  /**
+   * `using` support. A synchronous release runs (and throws) synchronously; an asynchronous one
+   * cannot be awaited here, so its failure is reported as a `ResourceReleaseWarning`: prefer
+   * `await using` for resources whose release is asynchronous.
+   */
+  [Symbol.dispose](): void {
+    const s = this.#s;
+    if (s.state !== HELD) return;
+    const result = s.finish(false, undefined);
+    if (isPromiseLike(result)) {
+      const resource = s.describe(performance.now());
+      s.done = Promise.resolve(result).then(noop);
+      s.done.catch((error: unknown) => warnAsyncReleaseFailure(resource, 'by `using` (not awaited)', error));
+    }
+  }
+
+  /** For `console.log` and `util.inspect`: what and where, never the resource itself. */
+  get [Symbol.toStringTag](): string {
+    return `Lease ${resourceName(this.#s)}`;
+  }
+}
+
+/** @internal Validates `track` options and builds the lease. The option checks are inline: this is a hot path. */
+export function createLease<T>(
+  where: string,
+  value: T,
+  options: TrackOptions<T>,
+  owner: Owner | undefined,
+  raw: RawSite | undefined,
+): Lease<T> {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`${where}: options must be an object with a release function, got ${describe(options)}`);
+  }
+  const { release, destroy, kind, label } = options;
+  if (typeof release !== 'function') {
+    throw new TypeError(`${where}: option 'release' must be a function that gives the value back, got ${describe(release)}`);
+  }
+  if (destroy !== undefined && typeof destroy !== 'function') {
+    throw new TypeError(`${where}: option 'destroy' must be a function, got ${describe(destroy)}`);
+  }
+  if (kind !== undefined && typeof kind !== 'string') throw new TypeError(`${where}: option 'kind' must be a string, got ${describe(kind)}`);
+  if (label !== undefined && typeof label !== 'string') throw new TypeError(`${where}: option 'label' must be a string, got ${describe(label)}`);
+  const state = new LeaseState<T>(value, release, destroy, kind ?? 'resource', label, raw, performance.now(), owner);
+  const lease = new Lease(state);
+  if (owner !== undefined) owner.attach(state as LeaseState);
+  else addUnscoped(lease, state as LeaseState);
+  return lease;
+}

@@ -1,0 +1,218 @@
+/**
+ * What is alive: the root scopes (each holds its children and resources), and the leases acquired
+ * with no scope. And the one periodic sweep that watches them for the leaks that only time shows:
+ * stale scopes, leases held too long, and sites whose outstanding count keeps growing.
+ *
+ * Open scopes are held strongly on purpose: a scope whose task never ended is a leak to report,
+ * not something to let the garbage collector hide. Unscoped leases are held weakly, through a
+ * FinalizationRegistry, so that a lease dropped without release is noticed and its resource given
+ * back.
+ */
+import { onSettingsChange, settings } from './config.js';
+import { GrowthTracker, type SiteCount } from './growth.js';
+import { newestFirst, push, remove, type List, type Node } from './list.js';
+import { deliver, plural, resourceLines, resourceName, scopeTitle, siteText, type LeakedResource, type ScopeInfo } from './report.js';
+import { formatSite, type RawSite } from './sites.js';
+
+/** What the registry needs of a resource entry in a scope. */
+export interface WatchedEntry extends Node {
+  readonly isLease: boolean;
+}
+
+/** What the registry needs of a lease (implemented by `LeaseState`). */
+export interface WatchedLease extends WatchedEntry {
+  readonly kind: string;
+  readonly label: string | undefined;
+  readonly raw: RawSite | undefined;
+  readonly t0: number;
+  reportedLong: boolean;
+  describe(now: number): LeakedResource;
+  /** Called when the lease's handle was garbage-collected while the lease was still held. */
+  collect(): void;
+}
+
+/** What the registry needs of a scope (implemented by `Scope`). */
+export interface WatchedScope extends Node, List<WatchedScope> {
+  readonly t0: number;
+  reportedStale: boolean;
+  entries: List<WatchedEntry>;
+  info(): ScopeInfo;
+}
+
+/** Root scopes: scopes opened with no parent. Children hang off their parents. */
+export const roots: List<WatchedScope> = { tail: undefined };
+
+/** Leases acquired with no scope, not yet released. */
+export const unscoped: List<WatchedLease> = { tail: undefined };
+
+const finalizer = new FinalizationRegistry<WatchedLease>((lease) => lease.collect());
+
+/** Registers a lease acquired with no scope; `handle` is what the user holds. */
+export function addUnscoped(handle: object, lease: WatchedLease): void {
+  push(unscoped, lease);
+  finalizer.register(handle, lease, lease);
+  wake();
+}
+
+export function removeUnscoped(lease: WatchedLease): void {
+  remove(unscoped, lease);
+  finalizer.unregister(lease);
+}
+
+// --- walking ------------------------------------------------------------------------------------
+
+/** Every open scope, parents before their children. */
+export function* openScopes(from: List<WatchedScope> = roots): Generator<WatchedScope> {
+  for (const scope of newestFirst(from)) {
+    yield scope;
+    yield* openScopes(scope);
+  }
+}
+
+/** The leases a scope holds (not its children's). */
+export function* leasesOf(scope: WatchedScope): Generator<WatchedLease> {
+  for (const entry of newestFirst(scope.entries)) if (entry.isLease) yield entry as WatchedLease;
+}
+
+/** Every outstanding lease: in open scopes, then unscoped. */
+export function* liveLeases(): Generator<WatchedLease> {
+  for (const scope of openScopes()) yield* leasesOf(scope);
+  yield* newestFirst(unscoped);
+}
+
+// --- the sweep ----------------------------------------------------------------------------------
+
+let timer: NodeJS.Timeout | undefined;
+let lastGrowthSample = 0;
+export const growth = new GrowthTracker();
+
+// A coarse clock for scope ages: performance.now() costs ~45 ns here, a quarter of a whole
+// AsyncLocalStorage.run, and a scope's age only matters at the scale of staleScopeMs. The sweep
+// refreshes it on every pass, so it is behind by at most one sweep period (at most 1 s).
+let clock = performance.now();
+
+/** performance.now(), give or take one sweep period. */
+export function coarseNow(): number {
+  return clock;
+}
+
+/** Starts the sweep if it is needed and not running. Called whenever something opens. */
+export function wake(): void {
+  if (timer === undefined) {
+    clock = performance.now();
+    replan();
+  }
+}
+
+function period(): number {
+  const wanted = [settings.staleScopeMs / 2, settings.leakThresholdMs / 2, settings.growthIntervalMs].filter((ms) => ms > 0);
+  if (wanted.length === 0) return 0;
+  return Math.max(5, Math.min(1000, ...wanted));
+}
+
+/** (Re)starts the sweep at the period the settings ask for, or stops it when nothing is enabled. */
+export function replan(): void {
+  if (timer !== undefined) clearInterval(timer);
+  timer = undefined;
+  const ms = period();
+  if (ms === 0) return;
+  timer = setInterval(sweep, ms);
+  timer.unref(); // the sweep must never keep a process alive
+}
+
+onSettingsChange(() => {
+  if (timer !== undefined || roots.tail !== undefined || unscoped.tail !== undefined) replan();
+});
+
+/** One pass of the sweep. Exported so tests can run it without waiting. */
+export function sweep(): void {
+  const now = (clock = performance.now());
+  if (roots.tail === undefined && unscoped.tail === undefined) {
+    // Nothing to watch: stop until something opens. Growth history is kept so that a site
+    // that drops to zero between samples is not confused with a new one.
+    if (timer !== undefined) clearInterval(timer);
+    timer = undefined;
+    return;
+  }
+  if (settings.staleScopeMs > 0) checkStale(now, settings.staleScopeMs);
+  if (settings.leakThresholdMs > 0) checkHeld(now, settings.leakThresholdMs);
+  if (settings.growthIntervalMs > 0 && now - lastGrowthSample >= settings.growthIntervalMs) {
+    lastGrowthSample = now;
+    sampleGrowth();
+  }
+}
+
+function checkStale(now: number, thresholdMs: number): void {
+  for (const scope of openScopes()) {
+    const ageMs = now - scope.t0;
+    if (scope.reportedStale || ageMs < thresholdMs) continue;
+    scope.reportedStale = true;
+    const info = scope.info();
+    const resources = [...leasesOf(scope)].map((l) => l.describe(now));
+    const lines = resources.length > 0 ? resourceLines(resources) : ['  (it holds no leases)'];
+    deliver(
+      {
+        type: 'stale-scope',
+        scope: info,
+        ageMs,
+        thresholdMs,
+        resources,
+        message: [
+          `${scopeTitle(info)} has been open for ${Math.round(ageMs)} ms (staleScopeMs is ${thresholdMs}); opened at ${siteText(info.site)}; it holds ${plural(resources.length, 'lease')}:`,
+          ...lines,
+          `  If its task has finished, the code that should close the scope never ran on this path: close it on every path (withScope, or \`await using scope = openScope()\`). If the task is meant to run this long, raise staleScopeMs.`,
+        ].join('\n'),
+      },
+      settings.leaks,
+    );
+  }
+}
+
+function checkHeld(now: number, thresholdMs: number): void {
+  for (const lease of liveLeases()) {
+    if (lease.reportedLong || now - lease.t0 < thresholdMs) continue;
+    lease.reportedLong = true;
+    const resource = lease.describe(now);
+    deliver(
+      {
+        type: 'held-too-long',
+        resource,
+        thresholdMs,
+        message: [
+          `${resourceName(resource)} acquired at ${siteText(resource.site)} has been held for ${Math.round(resource.heldMs)} ms (leakThresholdMs is ${thresholdMs}) and is not released yet`,
+          `  Something holds it longer than expected: a slow operation, a missing release on some path, or a threshold too low for this work. A follow-up is reported when it comes back.`,
+        ].join('\n'),
+      },
+      settings.leaks,
+    );
+  }
+}
+
+function sampleGrowth(): void {
+  const counts = new Map<string, SiteCount>();
+  for (const lease of liveLeases()) {
+    const site = formatSite(lease.raw);
+    const key = `${lease.kind}\0${site ?? ''}`;
+    const entry = counts.get(key);
+    if (entry === undefined) counts.set(key, { kind: lease.kind, site, count: 1 });
+    else entry.count++;
+  }
+  const intervalMs = settings.growthIntervalMs;
+  for (const s of growth.sample(counts, settings.growthSamples)) {
+    deliver(
+      {
+        type: 'growth',
+        kind: s.kind,
+        site: s.site,
+        count: s.count,
+        growth: s.growth,
+        intervalMs,
+        message: [
+          `possible leak: ${s.kind} acquired at ${siteText(s.site)} => outstanding count grew ${s.growth} times in a row, now ${s.count}`,
+          `  Sampled every ${intervalMs} ms. A cache warming up stops growing; a leak does not. Check that every path from this line releases what it acquires.`,
+        ].join('\n'),
+      },
+      settings.leaks,
+    );
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * Leak reports: the data (a JSON-serialisable object per report) and the text the on-call engineer
+ * reads, and the three ways they leave the process: a `ResourceLeakWarning`, the `custodian:leak`
+ * diagnostics channel and the `onLeak` hook.
+ */
+import { channel } from 'node:diagnostics_channel';
+import { settings, type LeakPolicy } from './config.js';
+
+/** One resource named in a report. */
+export interface LeakedResource {
+  /** What it is, as given to `track` (`mysql connection`). */
+  readonly kind: string;
+  /** Which one, when given (`primary`, a query, a file name). */
+  readonly label: string | undefined;
+  /** Where it was acquired (`src/routes/users.ts:42:18`), when recorded. */
+  readonly site: string | undefined;
+  /** How long it had been held when the report was made, in ms. */
+  readonly heldMs: number;
+}
+
+/** The scope a report is about. */
+export interface ScopeInfo {
+  readonly id: number;
+  readonly name: string | undefined;
+  /** Where the scope was opened, when recorded. */
+  readonly site: string | undefined;
+}
+
+interface ReportBase {
+  /** The full human-readable text: a headline, one line per resource, and what to do. */
+  readonly message: string;
+}
+
+/** The report types, one per way of leaking. */
+export type LeakReport =
+  /** A scope closed while the code still held leases; they were reclaimed. */
+  | (ReportBase & {
+      readonly type: 'unreleased';
+      readonly scope: ScopeInfo;
+      readonly resources: readonly LeakedResource[];
+      readonly policy: LeakPolicy;
+    })
+  /** A release run by a scope's close did not settle within `disposeTimeoutMs`; the close moved on. */
+  | (ReportBase & {
+      readonly type: 'release-timeout';
+      readonly scope: ScopeInfo;
+      readonly resource: LeakedResource;
+      readonly timeoutMs: number;
+    })
+  /** A scope has been open longer than `staleScopeMs`: its task's end never ran. */
+  | (ReportBase & {
+      readonly type: 'stale-scope';
+      readonly scope: ScopeInfo;
+      readonly ageMs: number;
+      readonly thresholdMs: number;
+      readonly resources: readonly LeakedResource[];
+    })
+  /** A scope reported stale finally closed. */
+  | (ReportBase & { readonly type: 'stale-scope-closed'; readonly scope: ScopeInfo; readonly ageMs: number })
+  /** A lease has been held longer than `leakThresholdMs`. */
+  | (ReportBase & { readonly type: 'held-too-long'; readonly resource: LeakedResource; readonly thresholdMs: number })
+  /** A lease reported as held too long was given back. */
+  | (ReportBase & { readonly type: 'returned-late'; readonly resource: LeakedResource; readonly thresholdMs: number })
+  /** A lease became garbage without being released; its resource was released by custodian. */
+  | (ReportBase & { readonly type: 'collected'; readonly resource: LeakedResource })
+  /** The count of outstanding leases acquired at one site grew in consecutive samples. */
+  | (ReportBase & {
+      readonly type: 'growth';
+      readonly kind: string;
+      readonly site: string | undefined;
+      readonly count: number;
+      readonly growth: number;
+      readonly intervalMs: number;
+    });
+
+/** The `type` of each report. */
+export type LeakReportType = LeakReport['type'];
+
+// --- text -----------------------------------------------------------------------------------------
+
+export function scopeTitle(scope: ScopeInfo): string {
+  return scope.name === undefined ? `scope #${scope.id}` : `scope "${scope.name}" (#${scope.id})`;
+}
+
+export function resourceName(r: { kind: string; label: string | undefined }): string {
+  return r.label === undefined ? r.kind : `${r.kind} (${r.label})`;
+}
+
+export function siteText(site: string | undefined): string {
+  return site ?? '(site not recorded)';
+}
+
+/** One line per distinct (kind, label, site), with a count and the longest hold, aligned in columns. */
+export function resourceLines(resources: readonly LeakedResource[]): string[] {
+  const groups = new Map<string, { name: string; site: string; count: number; heldMs: number }>();
+  for (const r of resources) {
+    const name = resourceName(r);
+    const site = siteText(r.site);
+    const key = `${name}\0${site}`;
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, { name, site, count: 1, heldMs: r.heldMs });
+    else {
+      group.count++;
+      group.heldMs = Math.max(group.heldMs, r.heldMs);
+    }
+  }
+  const rows = [...groups.values()];
+  const nameWidth = Math.max(...rows.map((r) => r.name.length));
+  const countWidth = Math.max(...rows.map((r) => String(r.count).length));
+  const siteWidth = Math.max(...rows.map((r) => r.site.length));
+  return rows.map(
+    (r) =>
+      `  ${r.name.padEnd(nameWidth)}  x${String(r.count).padEnd(countWidth)}  acquired at ${r.site.padEnd(siteWidth)}  held ${Math.round(r.heldMs)} ms`,
+  );
+}
+
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+// --- delivery -------------------------------------------------------------------------------------
+
+/** The diagnostics channel every report is published on. */
+export const LEAK_CHANNEL = 'custodian:leak';
+const leakChannel = channel(LEAK_CHANNEL);
+
+const WARNING_CODES: Record<LeakReportType, string> = {
+  unreleased: 'CUSTODIAN_UNRELEASED',
+  'release-timeout': 'CUSTODIAN_RELEASE_TIMEOUT',
+  'stale-scope': 'CUSTODIAN_STALE_SCOPE',
+  'stale-scope-closed': 'CUSTODIAN_STALE_SCOPE_CLOSED',
+  'held-too-long': 'CUSTODIAN_HELD_TOO_LONG',
+  'returned-late': 'CUSTODIAN_RETURNED_LATE',
+  collected: 'CUSTODIAN_COLLECTED',
+  growth: 'CUSTODIAN_GROWTH',
+};
+
+// Throttle identical warnings: a handler that leaks on every request must not write a warning per
+// request. The key is the report type plus its first site; the map is bounded.
+const lastWarned = new Map<string, { at: number; suppressed: number }>();
+const MAX_THROTTLE_KEYS = 1000;
+
+function throttleKey(report: LeakReport): string {
+  switch (report.type) {
+    case 'unreleased':
+      return `${report.type}\0${report.scope.name ?? ''}\0${report.resources.map((r) => r.site).join('\0')}`;
+    case 'release-timeout':
+    case 'held-too-long':
+    case 'returned-late':
+    case 'collected':
+      return `${report.type}\0${report.resource.kind}\0${report.resource.site ?? ''}`;
+    case 'stale-scope':
+    case 'stale-scope-closed':
+      return `${report.type}\0${report.scope.name ?? ''}\0${report.scope.site ?? ''}`;
+    case 'growth':
+      return `${report.type}\0${report.kind}\0${report.site ?? ''}`;
+  }
+}
+
+function emitLeakWarning(report: LeakReport): void {
+  let message = report.message;
+  const throttleMs = settings.warningThrottleMs;
+  if (throttleMs > 0) {
+    const key = throttleKey(report);
+    const now = performance.now();
+    const last = lastWarned.get(key);
+    if (last !== undefined && now - last.at < throttleMs) {
+      last.suppressed++;
+      return;
+    }
+    if (last !== undefined && last.suppressed > 0) {
+      message += `\n  (${plural(last.suppressed, 'similar report')} suppressed in the last ${Math.round(now - last.at)} ms; warningThrottleMs is ${throttleMs})`;
+    }
+    if (lastWarned.size >= MAX_THROTTLE_KEYS) lastWarned.clear();
+    lastWarned.set(key, { at: now, suppressed: 0 });
+  }
+  const newline = message.indexOf('\n');
+  process.emitWarning(newline === -1 ? message : message.slice(0, newline), {
+    type: 'ResourceLeakWarning',
+    code: WARNING_CODES[report.type],
+    ...(newline === -1 ? {} : { detail: message.slice(newline + 1) }),
+  });
+}
+
+/** @internal Forgets throttling state (tests). */
+export function resetWarningThrottle(): void {
+  lastWarned.clear();
+}
+
+/**
+ * Sends a report out: always to the diagnostics channel and the `onLeak` hook, and as a
+ * `ResourceLeakWarning` unless the policy is `reclaim` (or `throw` for scope-end leaks, which
+ * become a `LeakError` instead).
+ */
+export function deliver(report: LeakReport, policy: LeakPolicy, warn = policy !== 'reclaim'): void {
+  if (leakChannel.hasSubscribers) leakChannel.publish(report);
+  const hook = settings.onLeak;
+  if (hook !== undefined) {
+    try {
+      hook(report);
+    } catch (error) {
+      process.emitWarning(`custodian: the onLeak hook threw while handling a "${report.type}" report: ${String(error)}`, {
+        type: 'ResourceLeakWarning',
+        code: 'CUSTODIAN_ONLEAK_THREW',
+      });
+    }
+  }
+  if (warn) emitLeakWarning(report);
+}
+
+/** Reports that a task failed and releasing its resources failed too (the task's error is rethrown). */
+export function warnReleaseErrors(scope: ScopeInfo, errors: readonly unknown[]): void {
+  const lines = errors.map((e) => `  ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+  process.emitWarning(`${scopeTitle(scope)} failed, and ${plural(errors.length, 'release')} failed while closing it`, {
+    type: 'ResourceReleaseWarning',
+    code: 'CUSTODIAN_RELEASE_FAILED',
+    detail: `${lines.join('\n')}\n  the task's own error was rethrown; getReleaseErrors(error) returns these`,
+  });
+}

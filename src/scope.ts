@@ -1,0 +1,604 @@
+/**
+ * Scope: owns the resources of one logical task and gives them all back when the task ends.
+ *
+ * Resources sit in an intrusive list (newest at the tail) and are released from the tail: LIFO.
+ * Child scopes close before the parent's own resources. Every release runs even when an earlier
+ * one throws; the errors are folded the way `await using` folds them. A release that hangs is
+ * abandoned after `disposeTimeoutMs` and reported. Closing is synchronous when every release is:
+ * no promise is created for work that has none.
+ */
+import { channel } from 'node:diagnostics_channel';
+import { policyRule, settings, type LeakPolicy } from './config.js';
+import { attachReleaseErrors, foldErrors, LeakError, ScopeClosedError, ScopeTimeoutError } from './errors.js';
+import { createLease, LeaseState, type Lease, type Owner, type TrackOptions } from './lease.js';
+import { push, remove, type List } from './list.js';
+import { coarseNow, roots, wake, type WatchedEntry, type WatchedScope } from './registry.js';
+import {
+  deliver,
+  plural,
+  resourceLines,
+  resourceName,
+  scopeTitle,
+  siteText,
+  warnReleaseErrors,
+  type LeakedResource,
+  type ScopeInfo,
+} from './report.js';
+import { captureSite, formatSite, type RawSite } from './sites.js';
+import { storage } from './storage.js';
+import { describe, rules, validateOptions } from './validate.js';
+
+/** Options of `withScope`, `openScope` and `scope.fork`. */
+export interface ScopeOptions {
+  /** Shown in reports: a route, a queue name, a job name. */
+  name?: string | undefined;
+  /** An outer signal: when it aborts, the scope is cancelled with its reason. */
+  signal?: AbortSignal | undefined;
+  /** Milliseconds after which the scope is cancelled with a `ScopeTimeoutError`. */
+  timeout?: number | undefined;
+  /** Leak policy for this scope and its children, overriding `configure({ leaks })`. */
+  leaks?: LeakPolicy | undefined;
+  /** How long closing waits for one release, overriding `configure({ disposeTimeoutMs })`. 0 waits forever. */
+  disposeTimeoutMs?: number | undefined;
+}
+
+/** The state of a scope. */
+export type ScopeState = 'open' | 'closing' | 'closed';
+
+const OPEN = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+const STATE_NAMES: readonly ScopeState[] = ['open', 'closing', 'closed'];
+
+const optionRules = {
+  name: rules.string,
+  signal: rules.signal,
+  timeout: rules.positiveMs,
+  leaks: policyRule,
+  disposeTimeoutMs: rules.ms,
+};
+
+const openChannel = channel('custodian:scope:open');
+const closeChannel = channel('custodian:scope:close');
+
+const RESOLVED: Promise<void> = Promise.resolve();
+function noop(): void {}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** A cleanup owned by a scope: `defer(fn)`, `adopt(value, release)` or `use(disposable)`. */
+class Finalizer implements WatchedEntry {
+  prev: WatchedEntry | undefined = undefined;
+  next: WatchedEntry | undefined = undefined;
+  readonly isLease = false;
+  constructor(
+    readonly fn: (this: unknown, arg: unknown) => unknown,
+    readonly target: unknown,
+    readonly arg: unknown,
+    readonly kind: string,
+  ) {}
+
+  run(): unknown {
+    return this.fn.call(this.target, this.arg);
+  }
+
+  describe(heldMs: number): LeakedResource {
+    return { kind: this.kind, label: this.fn.name || undefined, site: undefined, heldMs };
+  }
+}
+
+let nextId = 1;
+
+/**
+ * Owns the resources of one task. Get one from `withScope`, `openScope` or `scope.fork`.
+ *
+ * Everything given to a scope (`use`, `adopt`, `defer`, `track`) is released when it closes, in
+ * reverse order of acquisition, each one even when another throws. Leases the code released itself
+ * are skipped; those it did not are reclaimed and reported as leaks.
+ */
+export class Scope implements AsyncDisposable, Owner, WatchedScope {
+  /** A number unique in this process, shown in reports as `#id`. */
+  readonly id: number;
+  /** The name given in the options, if any. */
+  readonly name: string | undefined;
+  /** The scope this one was opened in, if any. */
+  readonly parent: Scope | undefined;
+
+  /** @internal Sibling links in the parent's (or the registry's) list of open scopes. */
+  prev: WatchedScope | undefined = undefined;
+  /** @internal */
+  next: WatchedScope | undefined = undefined;
+  /** @internal The newest open child. */
+  tail: WatchedScope | undefined = undefined;
+  /** @internal Owned resources, newest at the tail. */
+  entries: List<WatchedEntry> = { tail: undefined };
+  /** @internal performance.now() at open, within one sweep period (see registry.coarseNow). */
+  readonly t0: number;
+  /** @internal Where it was opened. */
+  readonly raw: RawSite | undefined;
+  /** @internal */
+  reportedStale = false;
+
+  #state = OPEN;
+  #closing: Promise<void> | undefined = undefined;
+  #controller: AbortController | undefined = undefined;
+  #aborted = false;
+  #abortReason: unknown = undefined;
+  readonly #policy: LeakPolicy | undefined;
+  readonly #disposeTimeoutMs: number | undefined;
+  #timer: NodeJS.Timeout | undefined = undefined;
+  #outer: AbortSignal | undefined = undefined;
+  #onOuterAbort: (() => void) | undefined = undefined;
+  /** Rejects the pending `withScope` wait when the scope is cancelled while its body runs. */
+  #interrupt: ((reason: unknown) => void) | undefined = undefined;
+  /** True when a timeout or outer signal (here or on an ancestor) can cancel the task from outside. */
+  readonly #cancellable: boolean;
+  #bodyRunning = false;
+  // Close bookkeeping, allocated only when needed.
+  #errors: unknown[] | undefined = undefined;
+  #leaked: LeakedResource[] | undefined = undefined;
+  #failed = false;
+  #bodyError: unknown = undefined;
+
+  /** @internal Use `withScope`, `openScope` or `scope.fork`. */
+  constructor(options: ScopeOptions | undefined, parent: Scope | undefined, raw: RawSite | undefined) {
+    this.id = nextId++;
+    this.name = options?.name;
+    this.parent = parent;
+    this.raw = raw;
+    wake(); // first: it refreshes the coarse clock when the sweep was idle
+    // Exact open times only for those who measure scopes (diagnostics channel subscribers).
+    this.t0 = openChannel.hasSubscribers || closeChannel.hasSubscribers ? performance.now() : coarseNow();
+    this.#policy = options?.leaks ?? (parent === undefined ? undefined : parent.#policy);
+    this.#disposeTimeoutMs = options?.disposeTimeoutMs ?? (parent === undefined ? undefined : parent.#disposeTimeoutMs);
+    this.#cancellable = options?.timeout !== undefined || options?.signal !== undefined || (parent !== undefined && parent.#cancellable);
+    push(parent ?? roots, this);
+    if (options !== undefined) {
+      const { timeout, signal } = options;
+      if (timeout !== undefined) {
+        this.#timer = setTimeout(() => {
+          this.#timer = undefined;
+          this.cancel(new ScopeTimeoutError(`${scopeTitle(this.info())} timed out after ${timeout} ms`, timeout));
+        }, timeout);
+      }
+      if (signal !== undefined) {
+        if (signal.aborted) this.cancel(signal.reason);
+        else {
+          this.#outer = signal;
+          this.#onOuterAbort = () => this.cancel(signal.reason);
+          signal.addEventListener('abort', this.#onOuterAbort, { once: true });
+        }
+      }
+    }
+    if (openChannel.hasSubscribers) openChannel.publish({ scope: this });
+  }
+
+  /** `open` until `close()` starts, `closing` while it releases, then `closed`. */
+  get state(): ScopeState {
+    return STATE_NAMES[this.#state] as ScopeState;
+  }
+
+  /**
+   * Aborted when the scope is cancelled (`cancel()`, its `timeout`, its outer `signal`, its parent
+   * being cancelled) or closes. Pass it to whatever the task awaits so that the work stops too.
+   */
+  get signal(): AbortSignal {
+    let controller = this.#controller;
+    if (controller === undefined) {
+      controller = this.#controller = new AbortController();
+      if (this.#aborted) controller.abort(this.#abortReason);
+      else if (this.#state !== OPEN) controller.abort(this.#closedReason());
+    }
+    return controller.signal;
+  }
+
+  /** Where the scope was opened (`src/server.ts:12:3`), or `undefined` when not recorded. */
+  get site(): string | undefined {
+    return formatSite(this.raw);
+  }
+
+  /** @internal The scope as reports show it. */
+  info(): ScopeInfo {
+    return { id: this.id, name: this.name, site: formatSite(this.raw) };
+  }
+
+  /**
+   * Cancels the task: aborts `signal` (and the children's) with `reason`. A `withScope` waiting on
+   * this scope stops waiting, closes the scope and rejects with `reason`; leases the still-running
+   * body holds are then destroyed rather than released, since their state is unknown.
+   */
+  cancel(reason?: unknown): void {
+    if (this.#aborted || this.#state === CLOSED) return;
+    this.#aborted = true;
+    this.#abortReason = reason === undefined ? new DOMException(`${scopeTitle(this.info())} was cancelled`, 'AbortError') : reason;
+    this.#stopWatching();
+    this.#controller?.abort(this.#abortReason);
+    for (let child = this.tail as Scope | undefined; child !== undefined; child = child.prev as Scope | undefined) {
+      child.cancel(this.#abortReason);
+    }
+    const interrupt = this.#interrupt;
+    if (interrupt !== undefined) {
+      this.#interrupt = undefined;
+      interrupt(this.#abortReason);
+    }
+  }
+
+  /** Runs `fn` with this scope as the current scope. The scope stays open. */
+  run<R>(fn: (scope: Scope) => R): R {
+    if (typeof fn !== 'function') throw new TypeError(`scope.run(): fn must be a function, got ${describe(fn)}`);
+    if (this.#state !== OPEN) throw this.#closedError('run a function in');
+    return storage.run(this, fn, this);
+  }
+
+  /** Opens a child scope. It closes (at the latest) before this scope's own resources are released. */
+  fork(options?: ScopeOptions): Scope {
+    return createScope('scope.fork()', options, this, Scope.prototype.fork);
+  }
+
+  /**
+   * Makes the scope own a `Disposable` or `AsyncDisposable` (anything `using` accepts): it is
+   * disposed when the scope closes. Returns it. `null` and `undefined` pass through, as with `using`.
+   */
+  use<T extends Disposable | AsyncDisposable | null | undefined>(value: T): T {
+    if (value === null || value === undefined) return value;
+    const v = value as Partial<Disposable & AsyncDisposable>;
+    const dispose = v[Symbol.asyncDispose] ?? v[Symbol.dispose];
+    if (typeof dispose !== 'function') {
+      throw new TypeError(
+        `scope.use(): the value must have a [Symbol.asyncDispose] or [Symbol.dispose] method, got ${describe(value)}; for other values use scope.adopt(value, release)`,
+      );
+    }
+    const kind = (value as object).constructor?.name ?? 'disposable';
+    this.#add(new Finalizer(dispose as (this: unknown) => unknown, value, undefined, kind), 'use');
+    return value;
+  }
+
+  /** Makes the scope own `value`: `release(value)` runs when the scope closes. Returns `value`. */
+  adopt<T>(value: T, release: (value: T) => unknown): T {
+    if (typeof release !== 'function') {
+      throw new TypeError(`scope.adopt(): release must be a function that gives the value back, got ${describe(release)}`);
+    }
+    this.#add(new Finalizer(release as (arg: unknown) => unknown, undefined, value, 'adopted value'), 'adopt');
+    return value;
+  }
+
+  /** Runs `fn` when the scope closes (in LIFO order with everything else it owns). */
+  defer(fn: () => unknown): void {
+    if (typeof fn !== 'function') throw new TypeError(`scope.defer(): fn must be a function, got ${describe(fn)}`);
+    this.#add(new Finalizer(fn, undefined, undefined, 'deferred cleanup'), 'defer');
+  }
+
+  /**
+   * Tracks `value` as a lease the code is expected to give back with `lease.release()` (or
+   * `await using`). If the code does not, the scope reclaims it when it closes and reports a leak
+   * with the line that acquired it.
+   */
+  track<T>(value: T, options: TrackOptions<T>): Lease<T> {
+    if (this.#state !== OPEN) {
+      if (typeof options?.release === 'function') releaseNow(() => options.release(value), resourceName({ kind: options.kind ?? 'resource', label: options.label }));
+      throw this.#closedError(`track ${options?.kind ?? 'a resource'} in`);
+    }
+    return createLease('scope.track()', value, options, this, captureSite(Scope.prototype.track));
+  }
+
+  /** @internal A lease was acquired into this scope. */
+  attach(entry: WatchedEntry): void {
+    push(this.entries, entry);
+  }
+
+  /** @internal A lease of this scope was released by its holder: forget it. */
+  detach(entry: WatchedEntry): void {
+    remove(this.entries, entry);
+  }
+
+  /**
+   * Closes the scope: cancels running children, closes them, then releases everything it owns,
+   * newest first. Resolves when all is released; rejects with the release errors (folded like
+   * `await using` does) or, under the `throw` policy, a `LeakError`. Calling it again is harmless.
+   */
+  close(): Promise<void> {
+    try {
+      const closing = this.#close(false, undefined);
+      return closing ?? RESOLVED;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** `await using` support: same as `close()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * @internal Used by `withScope`: runs `fn` as this scope's task, closes the scope when the task
+   * settles, and returns the caller's promise. The body's error always stays primary.
+   *
+   * On Node 20 every promise pays for the AsyncLocalStorage hooks, so the common case derives the
+   * result from the body's own promise (one `then`). Only a scope that can be cancelled from
+   * outside (a `timeout` or `signal` on it or an ancestor) pays for a second promise, which lets a
+   * cancellation stop the wait even when the body ignores the signal.
+   */
+  runTask<R>(fn: (scope: Scope) => R): Promise<Awaited<R>> {
+    // Cancelled before it started (an outer signal already aborted): do not start the task at all.
+    if (this.#aborted) return this.#settle<R>(true, this.#abortReason);
+    let result: R;
+    try {
+      result = storage.run(this, fn, this);
+    } catch (error) {
+      return this.#settle<R>(true, error);
+    }
+    if (!isPromiseLike(result)) return this.#settle<R>(false, result);
+    this.#bodyRunning = true;
+    if (!this.#cancellable) {
+      return Promise.resolve(result).then(
+        (value) => {
+          this.#bodyRunning = false;
+          return this.#after(false, value) as Awaited<R>;
+        },
+        (error: unknown) => {
+          this.#bodyRunning = false;
+          return this.#after(true, error) as Awaited<R>;
+        },
+      );
+    }
+    return new Promise<Awaited<R>>((resolve, reject) => {
+      const answer = (failed: boolean, outcome: unknown) => {
+        try {
+          resolve(this.#after(failed, outcome) as Awaited<R>);
+        } catch (error) {
+          reject(error);
+        }
+      };
+      this.#interrupt = (reason) => answer(true, reason);
+      (result as PromiseLike<unknown>).then(
+        (value) => {
+          this.#bodyRunning = false;
+          if (this.#interrupt === undefined) return; // cancelled earlier: the caller was already answered
+          this.#interrupt = undefined;
+          answer(false, value);
+        },
+        (error: unknown) => {
+          this.#bodyRunning = false;
+          if (this.#interrupt === undefined) return;
+          this.#interrupt = undefined;
+          answer(true, error);
+        },
+      );
+      // The body may have cancelled its own scope before its first await.
+      if (this.#aborted) this.#interrupt(this.#abortReason);
+    });
+  }
+
+  /** `#after` as a promise, for tasks that ended synchronously. */
+  #settle<R>(failed: boolean, outcome: unknown): Promise<Awaited<R>> {
+    try {
+      return Promise.resolve(this.#after(failed, outcome) as Awaited<R>);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Closes after the task ended. Returns the body's value (or a promise of it when a release was
+   * async) or throws: the body's error when it failed, else the release errors.
+   */
+  #after(failed: boolean, outcome: unknown): unknown {
+    const closing = this.#close(failed, failed ? outcome : undefined);
+    if (closing === undefined) {
+      if (failed) throw outcome;
+      return outcome;
+    }
+    return failed ? closing.then(() => Promise.reject(outcome)) : closing.then(() => outcome);
+  }
+
+  #close(failed: boolean, bodyError: unknown): void | Promise<void> {
+    if (this.#state !== OPEN) return this.#closing;
+    this.#state = CLOSING;
+    this.#failed = failed;
+    this.#bodyError = bodyError;
+    this.#stopWatching();
+    if (this.#controller !== undefined && !this.#aborted) this.#controller.abort(this.#closedReason());
+    const result = this.#drain();
+    if (result !== undefined) this.#closing = result.then(noop, noop);
+    return result;
+  }
+
+  #stopWatching(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#outer !== undefined) {
+      this.#outer.removeEventListener('abort', this.#onOuterAbort as () => void);
+      this.#outer = this.#onOuterAbort = undefined;
+    }
+  }
+
+  /** Releases children, then entries, newest first; continues asynchronously only when a release is async. */
+  #drain(): void | Promise<void> {
+    for (let child = this.tail as Scope | undefined; child !== undefined; child = this.tail as Scope | undefined) {
+      // A child still open when its parent closes was left running or never closed: stop it.
+      child.cancel(new ScopeClosedError(`${scopeTitle(this.info())} closed while its child ${scopeTitle(child.info())} was still open`));
+      let result: void | Promise<void>;
+      try {
+        result = child.#close(false, undefined) ?? child.#closing;
+      } catch (error) {
+        (this.#errors ??= []).push(error);
+        continue;
+      }
+      if (result !== undefined) return result.then(() => this.#drain(), (error: unknown) => this.#continueAfter(error));
+    }
+    for (let entry = this.entries.tail; entry !== undefined; entry = this.entries.tail) {
+      let result: unknown;
+      try {
+        result = this.#release(entry);
+      } catch (error) {
+        (this.#errors ??= []).push(error);
+        continue;
+      }
+      if (isPromiseLike(result)) return this.#wait(result, entry).then(() => this.#drain());
+    }
+    return this.#finish();
+  }
+
+  #continueAfter(error: unknown): void | Promise<void> {
+    (this.#errors ??= []).push(error);
+    return this.#drain();
+  }
+
+  /** Releases one entry. A lease still held here is a leak: it is reclaimed (destroyed if the body is still running). */
+  #release(entry: WatchedEntry): unknown {
+    if (entry.isLease) {
+      const lease = entry as LeaseState;
+      (this.#leaked ??= []).push(lease.describe(performance.now()));
+      return lease.finish(this.#bodyRunning, this.#abortReason);
+    }
+    remove(this.entries, entry);
+    return (entry as Finalizer).run();
+  }
+
+  /** Waits for an async release, at most `disposeTimeoutMs`; a release that hangs is reported and left behind. */
+  #wait(pending: PromiseLike<unknown>, entry: WatchedEntry): Promise<void> {
+    const timeoutMs = this.#disposeTimeoutMs ?? settings.disposeTimeoutMs;
+    if (timeoutMs === 0) return Promise.resolve(pending).then(noop, (error: unknown) => void (this.#errors ??= []).push(error));
+    const startedAt = performance.now();
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        this.#reportHungRelease(entry, timeoutMs, startedAt);
+        resolve();
+      }, timeoutMs);
+      Promise.resolve(pending).then(
+        () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve();
+        },
+        (error: unknown) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          (this.#errors ??= []).push(error);
+          resolve();
+        },
+      );
+    });
+  }
+
+  #reportHungRelease(entry: WatchedEntry, timeoutMs: number, startedAt: number): void {
+    const now = performance.now();
+    const resource = entry.isLease ? (entry as LeaseState).describe(now) : (entry as Finalizer).describe(now - startedAt);
+    const info = this.info();
+    deliver(
+      {
+        type: 'release-timeout',
+        scope: info,
+        resource,
+        timeoutMs,
+        message: [
+          `${scopeTitle(info)}: releasing ${resourceName(resource)} acquired at ${siteText(resource.site)} did not finish within ${timeoutMs} ms (disposeTimeoutMs); the scope stopped waiting and went on`,
+          `  The resource may be stuck (a hung socket or a server that stopped answering) and is likely lost. Look at the release function of this kind; raise disposeTimeoutMs only if releases are legitimately slow.`,
+        ].join('\n'),
+      },
+      this.#policy ?? settings.leaks,
+      true,
+    );
+  }
+
+  /** Everything is released: report, unlink, settle. */
+  #finish(): void {
+    if (this.parent !== undefined) remove(this.parent, this);
+    else remove(roots, this);
+    this.#state = CLOSED;
+    const info = this.reportedStale || this.#leaked !== undefined ? this.info() : undefined;
+    if (info !== undefined && this.reportedStale) {
+      const ageMs = performance.now() - this.t0;
+      deliver(
+        { type: 'stale-scope-closed', scope: info, ageMs, message: `${scopeTitle(info)}, reported stale earlier, closed after ${Math.round(ageMs)} ms` },
+        this.#policy ?? settings.leaks,
+      );
+    }
+    const leaked = this.#leaked;
+    if (info !== undefined && leaked !== undefined) this.#reportLeaks(info, leaked);
+    if (closeChannel.hasSubscribers) closeChannel.publish({ scope: this, durationMs: performance.now() - this.t0 });
+    const errors = this.#errors;
+    this.#errors = this.#leaked = undefined;
+    if (errors === undefined) return;
+    if (this.#failed) {
+      attachReleaseErrors(this.#bodyError, errors);
+      warnReleaseErrors(this.info(), errors);
+      this.#bodyError = undefined;
+      return;
+    }
+    throw foldErrors(errors, scopeTitle(this.info()));
+  }
+
+  #reportLeaks(info: ScopeInfo, leaked: LeakedResource[]): void {
+    const policy = this.#policy ?? settings.leaks;
+    const outcome = this.#bodyRunning ? 'destroyed: the task was cancelled while still running' : 'reclaimed';
+    const message = [
+      `${scopeTitle(info)} closed with ${plural(leaked.length, 'unreleased resource')} (${outcome})`,
+      ...resourceLines(leaked),
+      `  Release each one on every path (\`await using lease = ...\`, or lease.release() in a finally block), or let the scope own it with scope.use() / scope.adopt().`,
+    ].join('\n');
+    const report = { type: 'unreleased', scope: info, resources: leaked, policy, message } as const;
+    deliver(report, policy, policy === 'warn');
+    if (policy === 'throw') (this.#errors ??= []).push(new LeakError(message, report));
+  }
+
+  /** Adds an entry, or — when the scope no longer accepts any — releases it now and throws. */
+  #add(entry: Finalizer, verb: string): void {
+    if (this.#state === OPEN) {
+      push(this.entries, entry);
+      return;
+    }
+    releaseNow(() => entry.run(), entry.kind);
+    throw this.#closedError(`${verb} ${entry.kind} in`);
+  }
+
+  #closedReason(): ScopeClosedError {
+    return new ScopeClosedError(`${scopeTitle(this.info())} closed`);
+  }
+
+  #closedError(action: string): ScopeClosedError {
+    return new ScopeClosedError(
+      `cannot ${action} ${scopeTitle(this.info())}: it is ${this.state}. What was handed over was released at once. Acquire resources while the task runs, or in a longer-lived scope.`,
+    );
+  }
+}
+
+/** Releases something a closed scope refused; a failure is reported, since there is no one to throw to. */
+function releaseNow(run: () => unknown, what: string): void {
+  const warn = (error: unknown) =>
+    process.emitWarning(`releasing ${what} refused by a closed scope failed: ${error instanceof Error ? error.message : String(error)}`, {
+      type: 'ResourceReleaseWarning',
+      code: 'CUSTODIAN_RELEASE_FAILED',
+    });
+  try {
+    const result = run();
+    if (isPromiseLike(result)) result.then(noop, warn);
+  } catch (error) {
+    warn(error);
+  }
+}
+
+/** @internal Validates options and opens a scope under `parent`, capturing the site above `boundary`. */
+export function createScope(
+  where: string,
+  options: ScopeOptions | undefined,
+  parent: Scope | undefined,
+  boundary: (...args: never[]) => unknown,
+): Scope {
+  if (options !== undefined) validateOptions(where, options, optionRules);
+  if (parent !== undefined && parent.state !== 'open') {
+    throw new ScopeClosedError(
+      `${where}: cannot open a scope inside ${scopeTitle(parent.info())}: it is ${parent.state}. This code is still running after its task ended (a cancelled or abandoned task?).`,
+    );
+  }
+  return new Scope(options, parent, captureSite(boundary));
+}

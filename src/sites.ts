@@ -1,0 +1,88 @@
+/**
+ * Acquisition sites: where in the user's code a lease or scope was acquired.
+ *
+ * Capturing a stack costs 2–4 µs and formatting it 10–18 µs, so capture only records V8's raw
+ * frames (`Error.captureStackTrace` on a bare object) and formatting waits until a report or
+ * `inspect()` needs the text. The formatted site is the first frame outside custodian and
+ * `node_modules`, relative to the working directory: `src/routes/users.ts:42:18`.
+ */
+import { sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { settings } from './config.js';
+
+/** A captured, not yet formatted stack. */
+export interface RawSite {
+  readonly stack?: string;
+}
+
+/**
+ * Captures the caller's stack when the `sites` setting asks for it. `boundary` is the public
+ * function the user called: frames above it (inside custodian) are left out of the capture.
+ */
+export function captureSite(boundary: (...args: never[]) => unknown): RawSite | undefined {
+  const mode = settings.sites;
+  if (mode === 'off' || (mode === 'sampled' && Math.random() >= settings.sampleRate)) return undefined;
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder, boundary);
+  return holder;
+}
+
+// The package's own folders. A frame in one of these is library code, never "the user's line".
+// Tests and examples in this repository are user code and must stay visible.
+const packageRoot = fileURLToPath(new URL('../', import.meta.url)).replace(/[\\/]dist[\\/]$/, sep);
+const libraryDirs = ['src', 'adapters', `dist${sep}src`, `dist${sep}adapters`].map((d) => packageRoot + d + sep);
+
+const FRAME = /^\s*at (?:.*? \()?(.*?):(\d+):(\d+)\)?$/;
+
+function isLibraryFile(file: string): boolean {
+  if (file.startsWith('node:') || file.startsWith('internal/') || !file.includes('/')) return true;
+  if (file.includes(`${sep}node_modules${sep}`) || file.includes('/node_modules/')) return true;
+  for (const dir of libraryDirs) if (file.startsWith(dir)) return true;
+  return false;
+}
+
+// Stack frames name ESM files by URL and CommonJS files by path; compare and print paths.
+function toPath(file: string): string {
+  if (!file.startsWith('file://')) return file;
+  try {
+    return fileURLToPath(file);
+  } catch {
+    return file;
+  }
+}
+
+function relativeToCwd(path: string): string {
+  const cwd = process.cwd() + sep;
+  return path.startsWith(cwd) ? path.slice(cwd.length) : path;
+}
+
+const formatted = new WeakMap<RawSite, string | undefined>();
+
+/**
+ * The first user frame of a captured stack as `file:line:column`, or `undefined` when every frame
+ * is inside custodian, Node or `node_modules` (raise `Error.stackTraceLimit` to see further).
+ */
+export function formatSite(raw: RawSite | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (formatted.has(raw)) return formatted.get(raw);
+  let site: string | undefined;
+  for (const line of (raw.stack ?? '').split('\n')) {
+    const match = FRAME.exec(line);
+    if (match === null) continue;
+    const path = toPath(match[1] ?? '');
+    if (isLibraryFile(path)) continue;
+    site = `${relativeToCwd(path)}:${match[2]}:${match[3]}`;
+    break;
+  }
+  formatted.set(raw, site);
+  return site;
+}
+
+/** The text reports print for a lease or scope whose site was not recorded. */
+export function unknownSite(): string {
+  return settings.sites === 'off'
+    ? '(site not recorded: sites are off; configure({ sites: "always" }) to record them)'
+    : settings.sites === 'sampled'
+      ? '(site not recorded: only a sample is; configure({ sites: "always" }) to record every one)'
+      : '(site unknown)';
+}
