@@ -10,8 +10,7 @@
 import { channel } from 'node:diagnostics_channel';
 import { policyRule, settings, type LeakPolicy } from './config.js';
 import { attachReleaseErrors, foldErrors, LeakError, ScopeClosedError, ScopeTimeoutError } from './errors.js';
-import type { LeaseState} from './lease.js';
-import { createLease, type Lease, type Owner, type TrackOptions } from './lease.js';
+import { createLease, type Lease, type LeaseState, type Owner, type TrackOptions } from './lease.js';
 import { push, remove, type List } from './list.js';
 import { coarseNow, roots, wake, type WatchedEntry, type WatchedScope } from './registry.js';
 import {
