@@ -98,40 +98,41 @@ export function coarseNow(): number {
 
 /** Starts the sweep if it is needed and not running. Called whenever something opens. */
 export function wake(): void {
-  if (timer === undefined) {
-    clock = performance.now();
-    replan();
-  }
+  if (timer !== undefined) return;
+  clock = performance.now(); // with no sweep to refresh it, the clock is read on every open
+  if (periodMs > 0) start();
 }
 
-function period(): number {
+/** The sweep period the settings ask for: half the smallest threshold, within 5 ms..1 s; 0 when nothing is enabled. */
+function computePeriod(): number {
   const wanted = [settings.staleScopeMs / 2, settings.leakThresholdMs / 2, settings.growthIntervalMs].filter((ms) => ms > 0);
   if (wanted.length === 0) return 0;
   return Math.max(5, Math.min(1000, ...wanted));
 }
 
-/** (Re)starts the sweep at the period the settings ask for, or stops it when nothing is enabled. */
-export function replan(): void {
-  if (timer !== undefined) clearInterval(timer);
-  timer = undefined;
-  const ms = period();
-  if (ms === 0) return;
-  timer = setInterval(sweep, ms);
+let periodMs = computePeriod();
+
+function start(): void {
+  timer = setInterval(sweep, periodMs);
   timer.unref(); // the sweep must never keep a process alive
 }
 
+function stop(): void {
+  if (timer !== undefined) clearInterval(timer);
+  timer = undefined;
+}
+
 onSettingsChange(() => {
-  if (timer !== undefined || roots.tail !== undefined || unscoped.tail !== undefined) replan();
+  periodMs = computePeriod();
+  stop();
+  if (periodMs > 0 && (roots.tail !== undefined || unscoped.tail !== undefined)) start();
 });
 
 /** One pass of the sweep. Exported so tests can run it without waiting. */
 export function sweep(): void {
   const now = (clock = performance.now());
   if (roots.tail === undefined && unscoped.tail === undefined) {
-    // Nothing to watch: stop until something opens. Growth history is kept so that a site
-    // that drops to zero between samples is not confused with a new one.
-    if (timer !== undefined) clearInterval(timer);
-    timer = undefined;
+    stop(); // nothing to watch: wake() restarts the sweep when something opens
     return;
   }
   if (settings.staleScopeMs > 0) checkStale(now, settings.staleScopeMs);

@@ -215,8 +215,11 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
     this.#abortReason = reason === undefined ? new DOMException(`${scopeTitle(this.info())} was cancelled`, 'AbortError') : reason;
     this.#stopWatching();
     this.#controller?.abort(this.#abortReason);
-    for (let child = this.tail as Scope | undefined; child !== undefined; child = child.prev as Scope | undefined) {
+    // Cancelling a child can close it at once, which unlinks it: read the next one first.
+    for (let child = this.tail as Scope | undefined; child !== undefined; ) {
+      const older = child.prev as Scope | undefined;
       child.cancel(this.#abortReason);
+      child = older;
     }
     const interrupt = this.#interrupt;
     if (interrupt !== undefined) {
@@ -527,12 +530,12 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
     if (info !== undefined && leaked !== undefined) this.#reportLeaks(info, leaked);
     if (closeChannel.hasSubscribers) closeChannel.publish({ scope: this, durationMs: performance.now() - this.t0 });
     const errors = this.#errors;
-    this.#errors = this.#leaked = undefined;
+    const bodyError = this.#bodyError;
+    this.#errors = this.#leaked = this.#bodyError = undefined;
     if (errors === undefined) return;
     if (this.#failed) {
-      attachReleaseErrors(this.#bodyError, errors);
+      attachReleaseErrors(bodyError, errors);
       warnReleaseErrors(this.info(), errors);
-      this.#bodyError = undefined;
       return;
     }
     throw foldErrors(errors, scopeTitle(this.info()));
