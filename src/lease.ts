@@ -9,6 +9,7 @@
 import { settings } from './config.js';
 import { deliver, resourceName, siteText, type LeakedResource } from './report.js';
 import { addUnscoped, removeUnscoped, type WatchedEntry, type WatchedLease } from './registry.js';
+import { isPromiseLike, noop, RESOLVED } from './promises.js';
 import { formatSite, type RawSite } from './sites.js';
 import { describe } from './validate.js';
 
@@ -35,11 +36,6 @@ export interface Owner {
 
 const HELD = 0;
 const RELEASED = 1;
-const RESOLVED: Promise<void> = Promise.resolve();
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}
 
 /** Runs a release that may be sync or async as a promise, without allocating one for sync success. */
 function settle(run: () => unknown): Promise<void> {
@@ -50,8 +46,6 @@ function settle(run: () => unknown): Promise<void> {
     return Promise.reject(error);
   }
 }
-
-function noop(): void {}
 
 /** @internal */
 export class LeaseState<T = unknown> implements WatchedLease {

@@ -24,6 +24,7 @@ import {
   type LeakedResource,
   type ScopeInfo,
 } from './report.js';
+import { isPromiseLike, noop, RESOLVED } from './promises.js';
 import { captureSite, formatSite, type RawSite } from './sites.js';
 import { storage } from './storage.js';
 import { describe, rules, validateOptions } from './validate.js';
@@ -60,13 +61,6 @@ const optionRules = {
 
 const openChannel = channel('custodian:scope:open');
 const closeChannel = channel('custodian:scope:close');
-
-const RESOLVED: Promise<void> = Promise.resolve();
-function noop(): void {}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}
 
 /** A cleanup owned by a scope: `defer(fn)`, `adopt(value, release)` or `use(disposable)`. */
 class Finalizer implements WatchedEntry {
