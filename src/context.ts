@@ -15,9 +15,13 @@ import { describe } from './validate.js';
  *
  * If `fn` throws, that error is rethrown untouched; release errors never replace it (they are
  * reported and available through `getReleaseErrors(error)`). If only releases fail, the returned
- * promise rejects with their error (a `SuppressedError` chain when several failed). When the scope
- * is cancelled (`timeout`, `signal`, `scope.cancel()`), it stops waiting for `fn`, closes the scope
- * and rejects with the cancellation reason.
+ * promise rejects with their error (a `SuppressedError` chain when several failed).
+ *
+ * Once the scope is cancelled (its `timeout`, its `signal`, `scope.cancel()`, a cancelled or
+ * closing parent) the answer is the cancellation reason. A scope with a `timeout` or `signal`
+ * (its own or an ancestor's) stops waiting at once, closes, and destroys what the still-running
+ * body holds; any other scope aborts its `signal` and answers when the body settles (that path
+ * saves a promise per task: see docs/decisions.md).
  *
  * @example
  * app.get('/users/:id', (req, res) =>

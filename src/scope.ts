@@ -199,9 +199,11 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
   }
 
   /**
-   * Cancels the task: aborts `signal` (and the children's) with `reason`. A `withScope` waiting on
-   * this scope stops waiting, closes the scope and rejects with `reason`; leases the still-running
-   * body holds are then destroyed rather than released, since their state is unknown.
+   * Cancels the task: aborts `signal` (and the children's) with `reason`, and the task's
+   * `withScope` rejects with `reason`. If the scope has a `timeout` or `signal` (its own or an
+   * ancestor's), `withScope` stops waiting at once and closes the scope; leases the still-running
+   * body holds are then destroyed rather than released, since their state is unknown. Otherwise it
+   * answers when the body settles.
    */
   cancel(reason?: unknown): void {
     if (this.#aborted || this.#state === CLOSED) return;
@@ -241,14 +243,17 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
   use<T extends Disposable | AsyncDisposable | null | undefined>(value: T): T {
     if (value === null || value === undefined) return value;
     const v = value as Partial<Disposable & AsyncDisposable>;
-    const dispose = v[Symbol.asyncDispose] ?? v[Symbol.dispose];
+    const asyncDispose = v[Symbol.asyncDispose];
+    const dispose = asyncDispose ?? v[Symbol.dispose];
     if (typeof dispose !== 'function') {
       throw new TypeError(
         `scope.use(): the value must have a [Symbol.asyncDispose] or [Symbol.dispose] method, got ${describe(value)}; for other values use scope.adopt(value, release)`,
       );
     }
     const kind = (value as object).constructor?.name ?? 'disposable';
-    this.#add(new Finalizer(dispose as (this: unknown) => unknown, value, undefined, kind), 'use');
+    // As with `await using`, what a synchronous [Symbol.dispose] returns is ignored.
+    const run = typeof asyncDispose === 'function' ? (asyncDispose as (this: unknown) => unknown) : callIgnoringResult(dispose as (this: unknown) => unknown);
+    this.#add(new Finalizer(run, value, undefined, kind), 'use');
     return value;
   }
 
@@ -330,14 +335,16 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
     if (!isPromiseLike(result)) return this.#settle<R>(false, result);
     this.#bodyRunning = true;
     if (!this.#cancellable) {
+      // Cancelled while the body ran (scope.cancel(), or its parent closed first): the task's
+      // outcome no longer counts, and the cancellation reason is the answer, as on the other path.
       return Promise.resolve(result).then(
         (value) => {
           this.#bodyRunning = false;
-          return this.#after(false, value) as Awaited<R>;
+          return (this.#aborted ? this.#after(true, this.#abortReason) : this.#after(false, value)) as Awaited<R>;
         },
         (error: unknown) => {
           this.#bodyRunning = false;
-          return this.#after(true, error) as Awaited<R>;
+          return this.#after(true, this.#aborted ? this.#abortReason : error) as Awaited<R>;
         },
       );
     }
@@ -416,7 +423,13 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
 
   /** Releases children, then entries, newest first; continues asynchronously only when a release is async. */
   #drain(): void | Promise<void> {
-    for (let child = this.tail as Scope | undefined; child !== undefined; child = this.tail as Scope | undefined) {
+    for (let child = this.tail as Scope | undefined; child !== undefined; ) {
+      if (child.#state !== OPEN && child.#closing === undefined) {
+        // Closing synchronously further up the stack (one of its releases closed this parent):
+        // it unlinks itself when done; waiting for it here would never end.
+        child = child.prev as Scope | undefined;
+        continue;
+      }
       // A child still open when its parent closes was left running or never closed: stop it.
       child.cancel(new ScopeClosedError(`${scopeTitle(this.info())} closed while its child ${scopeTitle(child.info())} was still open`));
       let result: void | Promise<void>;
@@ -424,9 +437,10 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
         result = child.#close(false, undefined) ?? child.#closing;
       } catch (error) {
         (this.#errors ??= []).push(error);
-        continue;
+        result = undefined;
       }
       if (result !== undefined) return result.then(() => this.#drain(), (error: unknown) => this.#continueAfter(error));
+      child = this.tail as Scope | undefined;
     }
     for (let entry = this.entries.tail; entry !== undefined; entry = this.entries.tail) {
       let result: unknown;
@@ -451,7 +465,11 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
     if (entry.isLease) {
       const lease = entry as LeaseState;
       (this.#leaked ??= []).push(lease.describe(performance.now()));
-      return lease.finish(this.#bodyRunning, this.#abortReason);
+      const result = lease.finish(this.#bodyRunning, this.#abortReason);
+      // A holder calling lease.release() now must wait for this release, not get a resolved promise.
+      // Its failure is the scope's to report, so the holder's promise never rejects.
+      if (isPromiseLike(result)) lease.done = Promise.resolve(result).then(noop, noop);
+      return result;
     }
     remove(this.entries, entry);
     return (entry as Finalizer).run();
@@ -567,6 +585,12 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
       `cannot ${action} ${scopeTitle(this.info())}: it is ${this.state}. What was handed over was released at once. Acquire resources while the task runs, or in a longer-lived scope.`,
     );
   }
+}
+
+function callIgnoringResult(fn: (this: unknown) => unknown): (this: unknown) => void {
+  return function (this: unknown) {
+    fn.call(this);
+  };
 }
 
 /** Releases something a closed scope refused; a failure is reported, since there is no one to throw to. */
