@@ -80,6 +80,7 @@ const table = {
 } satisfies Record<keyof Config, unknown>;
 
 const listeners = new Set<() => void>();
+const resetListeners = new Set<() => void>();
 
 /** @internal Runs `fn` whenever settings change (the watchdog re-plans its timer). */
 export function onSettingsChange(fn: () => void): void {
@@ -106,13 +107,19 @@ export function configure(options: Config): Settings {
   return previous;
 }
 
+/** @internal Runs `fn` on resetConfig() (the warning throttle forgets what it saw). */
+export function onConfigReset(fn: () => void): void {
+  resetListeners.add(fn);
+}
+
 /** Returns a copy of the current settings. */
 export function getConfig(): Settings {
   return { ...settings };
 }
 
-/** Restores every setting to its default (the defaults read `NODE_ENV` again). */
+/** Restores every setting to its default (the defaults read `NODE_ENV` again) and forgets which warnings were throttled. */
 export function resetConfig(): void {
   Object.assign(settings, defaults());
+  for (const fn of resetListeners) fn();
   for (const fn of listeners) fn();
 }

@@ -8,6 +8,9 @@ import { newestFirst } from './list.js';
 import { growth, leasesOf, openScopes, unscoped, type WatchedLease } from './registry.js';
 import type { Scope, ScopeState } from './scope.js';
 import { formatSite } from './sites.js';
+import { rules, validateOptions } from './validate.js';
+
+const optionRules = { maxScopes: rules.count };
 
 /** An open scope in a snapshot. */
 export interface ScopeSnapshot {
@@ -53,10 +56,8 @@ export interface InspectOptions {
  * group first) and growth suspects. Formatting sites costs about 10 µs each the first time.
  */
 export function inspect(options: InspectOptions = {}): Snapshot {
+  validateOptions('inspect()', options, optionRules);
   const maxScopes = options.maxScopes ?? 100;
-  if (!Number.isInteger(maxScopes) || maxScopes < 0) {
-    throw new TypeError(`inspect(): option 'maxScopes' must be a whole number from 0, got ${String(maxScopes)}`);
-  }
   const now = performance.now();
   const scopes: ScopeSnapshot[] = [];
   const sites = new Map<string, { kind: string; site: string | undefined; count: number; unscoped: number; oldestMs: number }>();

@@ -6,7 +6,7 @@
  * handle the user holds. Keeping them apart lets a FinalizationRegistry notice when an unscoped
  * handle becomes garbage while its state still knows how to give the resource back.
  */
-import { settings } from './config.js';
+import { settings, type LeakPolicy } from './config.js';
 import { deliver, resourceName, siteText, type LeakedResource } from './report.js';
 import { addUnscoped, removeUnscoped, type WatchedEntry, type WatchedLease } from './registry.js';
 import { isPromiseLike, noop, RESOLVED } from './promises.js';
@@ -32,6 +32,7 @@ export interface TrackOptions<T> {
 export interface Owner {
   attach(entry: WatchedEntry): void;
   detach(entry: WatchedEntry): void;
+  leakPolicy(): LeakPolicy;
 }
 
 const HELD = 0;
@@ -70,6 +71,10 @@ export class LeaseState<T = unknown> implements WatchedLease {
 
   describe(now: number): LeakedResource {
     return { kind: this.kind, label: this.label, site: formatSite(this.raw), heldMs: now - this.t0 };
+  }
+
+  leakPolicy(): LeakPolicy {
+    return this.owner === undefined ? settings.leaks : this.owner.leakPolicy();
   }
 
   /**
@@ -115,7 +120,7 @@ export class LeaseState<T = unknown> implements WatchedLease {
         thresholdMs: settings.leakThresholdMs,
         message: `${resourceName(resource)} acquired at ${siteText(resource.site)} was returned after ${Math.round(resource.heldMs)} ms (reported earlier as held longer than leakThresholdMs ${settings.leakThresholdMs})`,
       },
-      settings.leaks,
+      this.leakPolicy(),
     );
   }
 }

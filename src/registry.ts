@@ -8,7 +8,7 @@
  * FinalizationRegistry, so that a lease dropped without release is noticed and its resource given
  * back.
  */
-import { onSettingsChange, settings } from './config.js';
+import { onSettingsChange, settings, type LeakPolicy } from './config.js';
 import { GrowthTracker, type SiteCount } from './growth.js';
 import { newestFirst, push, remove, type List, type Node } from './list.js';
 import { deliver, plural, resourceLines, resourceName, scopeTitle, siteText, type LeakedResource, type ScopeInfo } from './report.js';
@@ -27,6 +27,8 @@ export interface WatchedLease extends WatchedEntry {
   readonly t0: number;
   reportedLong: boolean;
   describe(now: number): LeakedResource;
+  /** The leak policy that applies to it: its scope's, else the global one. */
+  leakPolicy(): LeakPolicy;
   /** Called when the lease's handle was garbage-collected while the lease was still held. */
   collect(): void;
 }
@@ -34,9 +36,13 @@ export interface WatchedLease extends WatchedEntry {
 /** What the registry needs of a scope (implemented by `Scope`). */
 export interface WatchedScope extends Node, List<WatchedScope> {
   readonly t0: number;
+  /** When the sweep first saw it open (0: not yet). It was open then, so its age is at least `now - seenAt`. */
+  seenAt: number;
   reportedStale: boolean;
   entries: List<WatchedEntry>;
   info(): ScopeInfo;
+  /** Its own leak policy, else its parent's, else the global one. */
+  leakPolicy(): LeakPolicy;
 }
 
 /** Root scopes: scopes opened with no parent. Children hang off their parents. */
@@ -123,6 +129,7 @@ function stop(): void {
 }
 
 onSettingsChange(() => {
+  clock = performance.now();
   periodMs = computePeriod();
   stop();
   if (periodMs > 0 && (roots.tail !== undefined || unscoped.tail !== undefined)) start();
@@ -145,12 +152,23 @@ export function sweep(): void {
 
 function checkStale(now: number, thresholdMs: number): void {
   for (const scope of openScopes()) {
-    const ageMs = now - scope.t0;
-    if (scope.reportedStale || ageMs < thresholdMs) continue;
+    if (scope.reportedStale) continue;
+    // The coarse t0 may be far behind after an event-loop stall; the first sighting is not: the
+    // scope was open then. So a scope is never reported before it really is staleScopeMs old.
+    if (scope.seenAt === 0) {
+      scope.seenAt = now;
+      continue;
+    }
+    const ageMs = now - scope.seenAt;
+    if (ageMs < thresholdMs) continue;
     scope.reportedStale = true;
     const info = scope.info();
     const resources = [...leasesOf(scope)].map((l) => l.describe(now));
-    const lines = resources.length > 0 ? resourceLines(resources) : ['  (it holds no leases)'];
+    let owned = 0;
+    for (const entry of newestFirst(scope.entries)) if (!entry.isLease) owned++;
+    const lines = resources.length > 0 ? resourceLines(resources) : [];
+    if (owned > 0) lines.push(`  and ${plural(owned, 'resource')} it owns through use(), adopt() or defer()`);
+    if (lines.length === 0) lines.push('  (nothing)');
     deliver(
       {
         type: 'stale-scope',
@@ -159,12 +177,12 @@ function checkStale(now: number, thresholdMs: number): void {
         thresholdMs,
         resources,
         message: [
-          `${scopeTitle(info)} has been open for ${Math.round(ageMs)} ms (staleScopeMs is ${thresholdMs}); opened at ${siteText(info.site)}; it holds ${plural(resources.length, 'lease')}:`,
+          `${scopeTitle(info)} has been open for at least ${Math.round(ageMs)} ms (staleScopeMs is ${thresholdMs}); opened at ${siteText(info.site)}; it holds ${plural(resources.length, 'lease')}:`,
           ...lines,
           `  If its task has finished, the code that should close the scope never ran on this path: close it on every path (withScope, or \`await using scope = openScope()\`). If the task is meant to run this long, raise staleScopeMs.`,
         ].join('\n'),
       },
-      settings.leaks,
+      scope.leakPolicy(),
     );
   }
 }
@@ -184,7 +202,7 @@ function checkHeld(now: number, thresholdMs: number): void {
           `  Something holds it longer than expected: a slow operation, a missing release on some path, or a threshold too low for this work. A follow-up is reported when it comes back.`,
         ].join('\n'),
       },
-      settings.leaks,
+      lease.leakPolicy(),
     );
   }
 }

@@ -4,7 +4,8 @@
  * diagnostics channel and the `onLeak` hook.
  */
 import { channel } from 'node:diagnostics_channel';
-import { settings, type LeakPolicy } from './config.js';
+import { onConfigReset, settings, type LeakPolicy } from './config.js';
+import { unknownSite } from './sites.js';
 
 /** One resource named in a report. */
 export interface LeakedResource {
@@ -39,6 +40,11 @@ export type LeakReport =
       readonly scope: ScopeInfo;
       readonly resources: readonly LeakedResource[];
       readonly policy: LeakPolicy;
+      /**
+       * True when the task was cancelled (timeout, signal, cancel()) while its body still ran: the
+       * resources were destroyed, not released, and this is not counted as a leak (no `LeakError`).
+       */
+      readonly cancelled: boolean;
     })
   /** A release run by a scope's close did not settle within `disposeTimeoutMs`; the close moved on. */
   | (ReportBase & {
@@ -86,8 +92,9 @@ export function resourceName(r: { kind: string; label: string | undefined }): st
   return r.label === undefined ? r.kind : `${r.kind} (${r.label})`;
 }
 
+/** A site for a report line; when none was recorded, says why and how to get one. */
 export function siteText(site: string | undefined): string {
-  return site ?? '(site not recorded)';
+  return site ?? unknownSite();
 }
 
 /** One line per distinct (kind, label, site), with a count and the longest hold, aligned in columns. */
@@ -182,10 +189,11 @@ function emitLeakWarning(report: LeakReport): void {
   });
 }
 
-/** @internal Forgets throttling state (tests). */
+/** @internal Forgets throttling state (tests; resetConfig() does it too). */
 export function resetWarningThrottle(): void {
   lastWarned.clear();
 }
+onConfigReset(resetWarningThrottle);
 
 /**
  * Sends a report out: always to the diagnostics channel and the `onLeak` hook, and as a
@@ -211,7 +219,7 @@ export function deliver(report: LeakReport, policy: LeakPolicy, warn = policy !=
 /** Reports that a task failed and releasing its resources failed too (the task's error is rethrown). */
 export function warnReleaseErrors(scope: ScopeInfo, errors: readonly unknown[]): void {
   const lines = errors.map((e) => `  ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
-  process.emitWarning(`${scopeTitle(scope)} failed, and ${plural(errors.length, 'release')} failed while closing it`, {
+  process.emitWarning(`${scopeTitle(scope)} failed, and closing it raised ${plural(errors.length, 'more error')}`, {
     type: 'ResourceReleaseWarning',
     code: 'CUSTODIAN_RELEASE_FAILED',
     detail: `${lines.join('\n')}\n  the task's own error was rethrown; getReleaseErrors(error) returns these`,

@@ -72,6 +72,7 @@ class Finalizer implements WatchedEntry {
     readonly target: unknown,
     readonly arg: unknown,
     readonly kind: string,
+    readonly label: string | undefined,
   ) {}
 
   run(): unknown {
@@ -79,7 +80,7 @@ class Finalizer implements WatchedEntry {
   }
 
   describe(heldMs: number): LeakedResource {
-    return { kind: this.kind, label: this.fn.name || undefined, site: undefined, heldMs };
+    return { kind: this.kind, label: this.label, site: undefined, heldMs };
   }
 }
 
@@ -92,7 +93,7 @@ let nextId = 1;
  * reverse order of acquisition, each one even when another throws. Leases the code released itself
  * are skipped; those it did not are reclaimed and reported as leaks.
  */
-export class Scope implements AsyncDisposable, Owner, WatchedScope {
+export class Scope implements AsyncDisposable {
   /** A number unique in this process, shown in reports as `#id`. */
   readonly id: number;
   /** The name given in the options, if any. */
@@ -112,6 +113,8 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
   readonly t0: number;
   /** @internal Where it was opened. */
   readonly raw: RawSite | undefined;
+  /** @internal When the sweep first saw it open; see registry.checkStale. */
+  seenAt = 0;
   /** @internal */
   reportedStale = false;
 
@@ -227,7 +230,7 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
   /** Runs `fn` with this scope as the current scope. The scope stays open. */
   run<R>(fn: (scope: Scope) => R): R {
     if (typeof fn !== 'function') throw new TypeError(`scope.run(): fn must be a function, got ${describe(fn)}`);
-    if (this.#state !== OPEN) throw this.#closedError('run a function in');
+    if (this.#state !== OPEN) throw this.#closedError('run a function in', false);
     return storage.run(this, fn, this);
   }
 
@@ -253,7 +256,7 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
     const kind = (value as object).constructor?.name ?? 'disposable';
     // As with `await using`, what a synchronous [Symbol.dispose] returns is ignored.
     const run = typeof asyncDispose === 'function' ? (asyncDispose as (this: unknown) => unknown) : callIgnoringResult(dispose as (this: unknown) => unknown);
-    this.#add(new Finalizer(run, value, undefined, kind), 'use');
+    this.#add(new Finalizer(run, value, undefined, kind, undefined), 'use');
     return value;
   }
 
@@ -262,14 +265,14 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
     if (typeof release !== 'function') {
       throw new TypeError(`scope.adopt(): release must be a function that gives the value back, got ${describe(release)}`);
     }
-    this.#add(new Finalizer(release as (arg: unknown) => unknown, undefined, value, 'adopted value'), 'adopt');
+    this.#add(new Finalizer(release as (arg: unknown) => unknown, undefined, value, 'adopted value', release.name || undefined), 'adopt');
     return value;
   }
 
   /** Runs `fn` when the scope closes (in LIFO order with everything else it owns). */
   defer(fn: () => unknown): void {
     if (typeof fn !== 'function') throw new TypeError(`scope.defer(): fn must be a function, got ${describe(fn)}`);
-    this.#add(new Finalizer(fn, undefined, undefined, 'deferred cleanup'), 'defer');
+    this.#add(new Finalizer(fn, undefined, undefined, 'deferred cleanup', fn.name || undefined), 'defer');
   }
 
   /**
@@ -283,6 +286,11 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
       throw this.#closedError(`track ${options?.kind ?? 'a resource'} in`);
     }
     return createLease('scope.track()', value, options, this, captureSite(Scope.prototype.track));
+  }
+
+  /** @internal The leak policy for this scope: its own, else inherited, else the global one. */
+  leakPolicy(): LeakPolicy {
+    return this.#policy ?? settings.leaks;
   }
 
   /** @internal A lease was acquired into this scope. */
@@ -332,7 +340,7 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
     } catch (error) {
       return this.#settle<R>(true, error);
     }
-    if (!isPromiseLike(result)) return this.#settle<R>(false, result);
+    if (!isPromiseLike(result)) return this.#aborted ? this.#settle<R>(true, this.#abortReason) : this.#settle<R>(false, result);
     this.#bodyRunning = true;
     if (!this.#cancellable) {
       // Cancelled while the body ran (scope.cancel(), or its parent closed first): the task's
@@ -509,6 +517,9 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
     const now = performance.now();
     const resource = entry.isLease ? (entry as LeaseState).describe(now) : (entry as Finalizer).describe(now - startedAt);
     const info = this.info();
+    const what = entry.isLease
+      ? `releasing ${resourceName(resource)} acquired at ${siteText(resource.site)}`
+      : `running the cleanup of ${resourceName(resource)} (from scope.use/adopt/defer)`;
     deliver(
       {
         type: 'release-timeout',
@@ -516,12 +527,11 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
         resource,
         timeoutMs,
         message: [
-          `${scopeTitle(info)}: releasing ${resourceName(resource)} acquired at ${siteText(resource.site)} did not finish within ${timeoutMs} ms (disposeTimeoutMs); the scope stopped waiting and went on`,
+          `${scopeTitle(info)}: ${what} did not finish within ${timeoutMs} ms (disposeTimeoutMs); the scope stopped waiting and went on`,
           `  The resource may be stuck (a hung socket or a server that stopped answering) and is likely lost. Look at the release function of this kind; raise disposeTimeoutMs only if releases are legitimately slow.`,
         ].join('\n'),
       },
-      this.#policy ?? settings.leaks,
-      true,
+      this.leakPolicy(),
     );
   }
 
@@ -535,7 +545,7 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
       const ageMs = performance.now() - this.t0;
       deliver(
         { type: 'stale-scope-closed', scope: info, ageMs, message: `${scopeTitle(info)}, reported stale earlier, closed after ${Math.round(ageMs)} ms` },
-        this.#policy ?? settings.leaks,
+        this.leakPolicy(),
       );
     }
     const leaked = this.#leaked;
@@ -554,16 +564,24 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
   }
 
   #reportLeaks(info: ScopeInfo, leaked: LeakedResource[]): void {
-    const policy = this.#policy ?? settings.leaks;
-    const outcome = this.#bodyRunning ? 'destroyed: the task was cancelled while still running' : 'reclaimed';
-    const message = [
-      `${scopeTitle(info)} closed with ${plural(leaked.length, 'unreleased resource')} (${outcome})`,
-      ...resourceLines(leaked),
-      `  Release each one on every path (\`await using lease = ...\`, or lease.release() in a finally block), or let the scope own it with scope.use() / scope.adopt().`,
-    ].join('\n');
-    const report = { type: 'unreleased', scope: info, resources: leaked, policy, message } as const;
-    deliver(report, policy, policy === 'warn');
-    if (policy === 'throw') (this.#errors ??= []).push(new LeakError(message, report));
+    const policy = this.leakPolicy();
+    // A body still running was cancelled: what it holds is destroyed, and that is the cancellation's
+    // doing, not a leak (its error is the cancellation reason; no LeakError on top of it).
+    const cancelled = this.#bodyRunning;
+    const message = cancelled
+      ? [
+          `${scopeTitle(info)} was cancelled while its task still held ${plural(leaked.length, 'resource')}; they were destroyed, not released`,
+          ...resourceLines(leaked),
+          `  The task did not stop when its signal aborted. Pass scope.signal to what it awaits so that it stops and releases its resources itself.`,
+        ].join('\n')
+      : [
+          `${scopeTitle(info)} closed with ${plural(leaked.length, 'unreleased resource')} (reclaimed)`,
+          ...resourceLines(leaked),
+          `  Release each one on every path (\`await using lease = ...\`, or lease.release() in a finally block), or let the scope own it with scope.use() / scope.adopt().`,
+        ].join('\n');
+    const report = { type: 'unreleased', scope: info, resources: leaked, policy, cancelled, message } as const;
+    deliver(report, policy, policy === 'warn' || (cancelled && policy === 'throw'));
+    if (policy === 'throw' && !cancelled) (this.#errors ??= []).push(new LeakError(message, report));
   }
 
   /** Adds an entry, or — when the scope no longer accepts any — releases it now and throws. */
@@ -580,9 +598,11 @@ export class Scope implements AsyncDisposable, Owner, WatchedScope {
     return new ScopeClosedError(`${scopeTitle(this.info())} closed`);
   }
 
-  #closedError(action: string): ScopeClosedError {
+  #closedError(action: string, handedOver = true): ScopeClosedError {
     return new ScopeClosedError(
-      `cannot ${action} ${scopeTitle(this.info())}: it is ${this.state}. What was handed over was released at once. Acquire resources while the task runs, or in a longer-lived scope.`,
+      handedOver
+        ? `cannot ${action} ${scopeTitle(this.info())}: it is ${this.state}. What was handed over was released at once. Acquire resources while the task runs, or in a longer-lived scope.`
+        : `cannot ${action} ${scopeTitle(this.info())}: it is ${this.state}. This code is running after its task ended.`,
     );
   }
 }

@@ -10,9 +10,10 @@ import { sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { settings } from './config.js';
 
-/** A captured, not yet formatted stack. */
+/** A captured stack, and its first user frame once formatted (`null`: formatted, none found). */
 export interface RawSite {
   readonly stack?: string;
+  site?: string | null;
 }
 
 /**
@@ -22,7 +23,7 @@ export interface RawSite {
 export function captureSite(boundary: (...args: never[]) => unknown): RawSite | undefined {
   const mode = settings.sites;
   if (mode === 'off' || (mode === 'sampled' && Math.random() >= settings.sampleRate)) return undefined;
-  const holder: { stack?: string } = {};
+  const holder: RawSite = {};
   Error.captureStackTrace(holder, boundary);
   return holder;
 }
@@ -56,15 +57,14 @@ function relativeToCwd(path: string): string {
   return path.startsWith(cwd) ? path.slice(cwd.length) : path;
 }
 
-const formatted = new WeakMap<RawSite, string | undefined>();
-
 /**
  * The first user frame of a captured stack as `file:line:column`, or `undefined` when every frame
  * is inside custodian, Node or `node_modules` (raise `Error.stackTraceLimit` to see further).
  */
 export function formatSite(raw: RawSite | undefined): string | undefined {
   if (raw === undefined) return undefined;
-  if (formatted.has(raw)) return formatted.get(raw);
+  // Cached on the capture itself: a WeakMap here kept its peak-size table after the leases died.
+  if (raw.site !== undefined) return raw.site ?? undefined;
   let site: string | undefined;
   for (const line of (raw.stack ?? '').split('\n')) {
     const match = FRAME.exec(line);
@@ -74,7 +74,7 @@ export function formatSite(raw: RawSite | undefined): string | undefined {
     site = `${relativeToCwd(path)}:${match[2]}:${match[3]}`;
     break;
   }
-  formatted.set(raw, site);
+  raw.site = site ?? null;
   return site;
 }
 
@@ -84,5 +84,5 @@ export function unknownSite(): string {
     ? '(site not recorded: sites are off; configure({ sites: "always" }) to record them)'
     : settings.sites === 'sampled'
       ? '(site not recorded: only a sample is; configure({ sites: "always" }) to record every one)'
-      : '(site unknown)';
+      : '(site unknown: every recorded frame is inside custodian, Node or node_modules; raise Error.stackTraceLimit to see further)';
 }

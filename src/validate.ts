@@ -17,6 +17,8 @@ export const rules = {
     typeof value === 'number' && Number.isInteger(value) && value > 0 && value <= 2 ** 31 - 1
       ? undefined
       : 'a whole number of milliseconds from 1 to 2147483647',
+  count: (value: unknown) =>
+    typeof value === 'number' && Number.isInteger(value) && value >= 0 ? undefined : 'a whole number from 0',
   positiveInt: (value: unknown) =>
     typeof value === 'number' && Number.isInteger(value) && value > 0 ? undefined : 'a whole number above 0',
   fraction: (value: unknown) =>

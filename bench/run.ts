@@ -1,0 +1,106 @@
+/**
+ * Runs every benchmark and prints one table.
+ *
+ *   npm run bench                      (= npm run build && node --expose-gc dist/bench/run.js)
+ *   node --expose-gc dist/bench/run.js --json results.json
+ *   node --expose-gc dist/bench/run.js --quick      (fewer, shorter rounds: a smoke test)
+ *
+ * Exits non-zero only when a benchmark crashes; a missed target is reported, never a failure.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { resetConfig } from '../src/index.js';
+import { formatTable, type MeasureOptions, type Row } from './harness.js';
+import { leaseBench } from './lease.bench.js';
+import { memoryBench } from './memory.bench.js';
+import { contextBench, scopeBench } from './scope.bench.js';
+
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  if (i === -1) return undefined;
+  const value = process.argv[i + 1];
+  if (value === undefined || value.startsWith('--')) throw new Error(`${name} needs a value`);
+  return value;
+}
+
+function cpuModel(): string {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('model name'));
+    if (line !== undefined) return line.split(':')[1]?.trim() ?? 'unknown';
+  } catch {
+    // not Linux
+  }
+  return cpus()[0]?.model ?? 'unknown';
+}
+
+async function main(): Promise<number> {
+  const jsonFile = argValue('--json');
+  const quick = process.argv.includes('--quick');
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const options: MeasureOptions = quick ? { rounds: 3, roundMs: 30, log } : { rounds: 11, roundMs: 100, log };
+  const machine = {
+    node: process.version,
+    v8: process.versions.v8,
+    cpu: cpuModel(),
+    cores: cpus().length,
+    platform: `${process.platform} ${process.arch}`,
+  };
+  log(`custodian benchmarks: Node ${machine.node}, ${machine.cpu} x${machine.cores}`);
+  log(`  ${options.rounds} interleaved rounds of >= ${options.roundMs} ms per variant; median ns/op, [min–max] over rounds`);
+
+  // Defaults, whatever ran before; every variant sets `sites` itself (the one default NODE_ENV changes).
+  resetConfig();
+  const loadBefore = loadavg()[0] ?? 0;
+  const suites: [string, () => Promise<Row[]>][] = [
+    // First: it measures promises with no AsyncLocalStorage enabled, which later suites enable for good.
+    ['context', () => contextBench(options)],
+    ['withScope', () => scopeBench(options)],
+    ['lease', () => leaseBench(options)],
+    ['memory', () => memoryBench(quick ? { iterations: 100_000, live: 20_000, log } : { log })],
+  ];
+  const rows: Row[] = [];
+  const crashes: { suite: string; error: string }[] = [];
+  const started = performance.now();
+  for (const [name, suite] of suites) {
+    log(`\n[${name}]`);
+    try {
+      rows.push(...(await suite()));
+    } catch (error) {
+      const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      crashes.push({ suite: name, error: text });
+      log(`  CRASHED: ${text}`);
+    } finally {
+      resetConfig();
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const load = `load average ${loadBefore.toFixed(1)} at start, ${(loadavg()[0] ?? 0).toFixed(1)} at end`;
+
+  process.stdout.write(`\ncustodian benchmarks — Node ${machine.node}, ${machine.cpu} (${machine.cores} cores), ${seconds.toFixed(0)} s, ${load}\n`);
+  process.stdout.write(`median of ${options.rounds} interleaved rounds (each >= ${options.roundMs} ms); [min–max] across rounds\n\n`);
+  process.stdout.write(`${formatTable(rows)}\n`);
+  const missed = rows.filter((r) => r.met === false);
+  process.stdout.write(
+    `\ntargets: ${rows.filter((r) => r.met === true).length} met, ${missed.length} missed${missed.length > 0 ? ` (${missed.map((r) => `${r.group}: ${r.name}`).join('; ')})` : ''}\n`,
+  );
+  for (const c of crashes) process.stdout.write(`CRASHED: ${c.suite}\n`);
+
+  if (jsonFile !== undefined) {
+    const data = { date: new Date().toISOString(), machine, load, options: { rounds: options.rounds, roundMs: options.roundMs }, seconds, rows, crashes };
+    writeFileSync(jsonFile, `${JSON.stringify(data, null, 2)}\n`);
+    log(`results written to ${jsonFile}`);
+  }
+  return crashes.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  },
+);

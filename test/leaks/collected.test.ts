@@ -1,0 +1,139 @@
+/**
+ * Leak kind 4, the GC backstop: a lease acquired with no scope whose handle became garbage while
+ * still held is reported ("collected") and its resource is given back, so a pool heals. Needs
+ * `--expose-gc` (vitest.config.ts passes it to the forks).
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { configure, currentScope, openScope, track, type LeakReport } from '../../src/index.js';
+import { collectReports, collectWarnings, flush, sleep, useCleanCustodian } from '../helpers.js';
+
+useCleanCustodian({ leaks: 'reclaim' });
+beforeEach(flush);
+
+const FILE = 'test/leaks/collected.test.ts';
+const SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
+
+/** `FILE:LINE:COLUMN` of the call to `callee` on the line that ends with `// site:NAME`. */
+function siteOf(name: string, callee: string): string {
+  const marker = `// site:${name}`;
+  const lines = SOURCE.flatMap((text, i) => (text.trimEnd().endsWith(marker) ? [i] : []));
+  const index = lines[0];
+  if (index === undefined || lines.length !== 1) throw new Error(`expected exactly one line marked ${marker}`);
+  const column = (SOURCE[index] ?? '').search(new RegExp(`\\b${callee}[(<]`));
+  if (column === -1) throw new Error(`no call to ${callee} on the line marked ${marker}`);
+  return `${FILE}:${index + 1}:${column + 1}`;
+}
+
+function gc(): void {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (collect === undefined) throw new Error('run with --expose-gc');
+  collect();
+}
+
+/** Collects garbage and lets finalizers run until `done()` or `rounds` rounds have passed. */
+async function collectUntil(done: () => boolean, rounds = 20): Promise<void> {
+  for (let i = 0; i < rounds && !done(); i++) {
+    gc();
+    await sleep(10);
+  }
+}
+
+interface Connection {
+  readonly id: number;
+}
+
+/** Acquires an unscoped lease and drops the handle: nothing but custodian knows about it now. */
+function acquireAndDrop(given: Connection[], id: number): void {
+  track<Connection>({ id }, { release: (c) => void given.push(c), kind: 'pooled connection', label: 'main' }); // site:dropped
+}
+
+describe('an unscoped lease whose handle is garbage-collected unreleased is reported and given back', () => {
+  it('reports "collected" with the site and calls release once with the value', async () => {
+    expect(currentScope()).toBeUndefined();
+    const { reports, stop } = collectReports();
+    const given: Connection[] = [];
+    acquireAndDrop(given, 7);
+    await collectUntil(() => reports.length > 0 && given.length > 0);
+    await sleep(10);
+    stop();
+    expect(given).toEqual([{ id: 7 }]);
+    expect(reports.map((r) => r.type)).toEqual(['collected']);
+    const report = reports[0] as Extract<LeakReport, { type: 'collected' }>;
+    expect(report.resource).toEqual({ kind: 'pooled connection', label: 'main', site: siteOf('dropped', 'track'), heldMs: expect.any(Number) });
+    expect(report.message.split('\n')).toEqual([
+      `pooled connection (main) acquired at ${siteOf('dropped', 'track')} was garbage-collected without being released, after ${Math.round(report.resource.heldMs)} ms; custodian released it`,
+      '  Release it explicitly (`await using lease = ...` or lease.release() in finally), or acquire it inside a scope so that the scope gives it back.',
+    ]);
+  });
+
+  it('gives back every dropped lease, each once (the pool heals)', async () => {
+    const { reports, stop } = collectReports();
+    const given: Connection[] = [];
+    for (let id = 1; id <= 5; id++) acquireAndDrop(given, id);
+    await collectUntil(() => given.length >= 5);
+    await sleep(10);
+    stop();
+    expect(given.map((c) => c.id).sort()).toEqual([1, 2, 3, 4, 5]);
+    expect(reports.filter((r) => r.type === 'collected')).toHaveLength(5);
+  });
+
+  it('emits a ResourceLeakWarning with code CUSTODIAN_COLLECTED under warn', async () => {
+    configure({ leaks: 'warn' });
+    const { warnings, stop } = collectWarnings();
+    const given: Connection[] = [];
+    acquireAndDrop(given, 1);
+    await collectUntil(() => warnings.some((w) => w.code === 'CUSTODIAN_COLLECTED'));
+    stop();
+    expect(given).toHaveLength(1);
+    expect(warnings.filter((w) => w.code === 'CUSTODIAN_COLLECTED').map((w) => w.name)).toEqual(['ResourceLeakWarning']);
+  });
+});
+
+describe('a released unscoped lease is not reported when collected', () => {
+  it('reports nothing and does not release again', async () => {
+    const { reports, stop } = collectReports();
+    const given: Connection[] = [];
+    await (async () => {
+      const lease = track<Connection>({ id: 1 }, { release: (c) => void given.push(c), kind: 'pooled connection' });
+      await lease.release();
+    })();
+    await collectUntil(() => false, 5);
+    stop();
+    expect(given).toEqual([{ id: 1 }]);
+    expect(reports).toEqual([]);
+  });
+});
+
+describe('a lease held by an open scope is not collected, even if the code dropped its handle', () => {
+  it('is not given back by the GC while the scope is open; the scope reclaims it at close', async () => {
+    const { reports, stop } = collectReports();
+    const given: Connection[] = [];
+    const scope = openScope({ name: 'holder' });
+    scope.run(() => acquireAndDrop(given, 3));
+    await collectUntil(() => given.length > 0, 5);
+    expect(given).toEqual([]);
+    expect(reports).toEqual([]);
+    await scope.close();
+    stop();
+    expect(given).toEqual([{ id: 3 }]);
+    expect(reports).toMatchObject([{ type: 'unreleased', scope: { name: 'holder' }, resources: [{ kind: 'pooled connection', site: siteOf('dropped', 'track') }] }]);
+  });
+});
+
+describe('a held unscoped lease whose handle is still referenced is not collected', () => {
+  it('stays held through GC', async () => {
+    const { reports, stop } = collectReports();
+    const given: Connection[] = [];
+    const lease = track<Connection>({ id: 9 }, { release: (c) => void given.push(c) });
+    await collectUntil(() => given.length > 0, 5);
+    expect(given).toEqual([]);
+    expect(lease.released).toBe(false);
+    expect(lease.value).toEqual({ id: 9 });
+    await lease.release();
+    stop();
+    expect(given).toEqual([{ id: 9 }]);
+    expect(reports).toEqual([]);
+  });
+});

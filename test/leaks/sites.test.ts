@@ -1,0 +1,256 @@
+/**
+ * Sites: where a lease or scope was acquired, as the first stack frame outside custodian's own
+ * folders and node_modules (`file:line:column`, relative to the working directory). Recording is
+ * `always`, `sampled` (a `sampleRate` share) or `off`.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configure, openScope, track, withScope, type Lease, type LeakReport, type TrackOptions } from '../../src/index.js';
+import { collectReports, useCleanCustodian } from '../helpers.js';
+
+useCleanCustodian({ leaks: 'reclaim' });
+
+const FILE = 'test/leaks/sites.test.ts';
+const SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
+
+/** `FILE:LINE:COLUMN` of the call to `callee` on the line that ends with `// site:NAME`. */
+function siteOf(name: string, callee: string): string {
+  const marker = `// site:${name}`;
+  const lines = SOURCE.flatMap((text, i) => (text.trimEnd().endsWith(marker) ? [i] : []));
+  const index = lines[0];
+  if (index === undefined || lines.length !== 1) throw new Error(`expected exactly one line marked ${marker}`);
+  const column = (SOURCE[index] ?? '').search(new RegExp(`\\b${callee}[(<]`));
+  if (column === -1) throw new Error(`no call to ${callee} on the line marked ${marker}`);
+  return `${FILE}:${index + 1}:${column + 1}`;
+}
+
+const noop = () => {};
+
+/** What reports print in place of a site, by `sites` setting. */
+const SITES_OFF = '(site not recorded: sites are off; configure({ sites: "always" }) to record them)';
+const NOT_SAMPLED = '(site not recorded: only a sample is; configure({ sites: "always" }) to record every one)';
+const NO_USER_FRAME =
+  '(site unknown: every recorded frame is inside custodian, Node or node_modules; raise Error.stackTraceLimit to see further)';
+
+/** User code that wraps acquisition: the site is this line, not the caller's. */
+function openConnection(): Lease<string> {
+  return track('conn', { release: noop, kind: 'connection' }); // site:helper
+}
+
+function outerHelper(): Lease<string> {
+  return openConnection(); // the innermost user frame wins
+}
+
+describe('with sites "always", leases and scopes point at the line in the test file that acquired them', () => {
+  it('sets lease.site for scope.track()', async () => {
+    const scope = openScope();
+    const lease = scope.track(1, { release: noop }); // site:scope-track
+    expect(lease.site).toBe(siteOf('scope-track', 'track'));
+    await scope.close();
+  });
+
+  it('sets lease.site for track() inside withScope', async () => {
+    await withScope(async () => {
+      const lease = track(1, { release: noop }); // site:ctx-track
+      expect(lease.site).toBe(siteOf('ctx-track', 'track'));
+      await lease.release();
+    });
+  });
+
+  it('sets lease.site for an unscoped track()', async () => {
+    const lease = track(1, { release: noop }); // site:unscoped
+    expect(lease.site).toBe(siteOf('unscoped', 'track'));
+    await lease.release();
+  });
+
+  it('sets scope.site for openScope(), withScope() and scope.fork()', async () => {
+    const root = openScope(); // site:open
+    const child = root.fork(); // site:fork
+    let inner: string | undefined;
+    await root.run(() => withScope((s) => (inner = s.site))); // site:with
+    expect(root.site).toBe(siteOf('open', 'openScope'));
+    expect(child.site).toBe(siteOf('fork', 'fork'));
+    expect(inner).toBe(siteOf('with', 'withScope'));
+    await root.close();
+  });
+
+  it('puts the same site in the leak report, for the lease and the scope', async () => {
+    const { reports, stop } = collectReports();
+    await withScope(() => { // site:report-scope
+      track(1, { release: noop, kind: 'socket' }); // site:report-lease
+    });
+    stop();
+    expect(reports).toMatchObject([
+      { type: 'unreleased', scope: { site: siteOf('report-scope', 'withScope') }, resources: [{ site: siteOf('report-lease', 'track') }] },
+    ]);
+    expect(reports[0]?.message).toContain(`acquired at ${siteOf('report-lease', 'track')}  held`);
+  });
+});
+
+describe('a site is the first frame outside custodian and node_modules: a helper in user code is the site', () => {
+  it('points at the helper that called track(), not at the helper caller', async () => {
+    const lease = outerHelper();
+    expect(lease.site).toBe(siteOf('helper', 'track'));
+    await lease.release();
+  });
+
+  it('points at the helper for leases acquired in a scope too, and reports it', async () => {
+    const { reports, stop } = collectReports();
+    await withScope(() => {
+      openConnection();
+      openConnection();
+    });
+    stop();
+    const site = siteOf('helper', 'track');
+    expect(reports[0]?.type === 'unreleased' && reports[0].resources.map((r) => r.site)).toEqual([site, site]);
+    expect(reports[0]?.message).toContain(`  connection  x2  acquired at ${site}  held`);
+  });
+
+  describe('a library in node_modules is skipped', () => {
+    let dir = '';
+    let acquire: ((trackFn: typeof track, options: TrackOptions<string>) => Lease<string>) | undefined;
+
+    beforeAll(async () => {
+      // A tiny third-party pool that calls custodian's track() on the user's behalf.
+      dir = mkdtempSync(join(tmpdir(), 'custodian-sites-'));
+      const lib = join(dir, 'node_modules', 'fake-pool');
+      mkdirSync(lib, { recursive: true });
+      writeFileSync(
+        join(lib, 'index.mjs'),
+        'export function acquire(trackFn, options) {\n  return inner(trackFn, options);\n}\nfunction inner(trackFn, options) {\n  return trackFn("pooled", options);\n}\n',
+      );
+      const mod = (await import(/* @vite-ignore */ pathToFileURL(join(lib, 'index.mjs')).href)) as { acquire: typeof acquire };
+      acquire = mod.acquire;
+    });
+
+    afterAll(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('points at the user line that called into the library', async () => {
+      if (acquire === undefined) throw new Error('fake library not loaded');
+      const lease = acquire(track, { release: noop, kind: 'pooled' }); // site:via-lib
+      expect(lease.site).toBe(siteOf('via-lib', 'acquire'));
+      await lease.release();
+    });
+
+    it('leaves the site undefined when every recorded frame is in the library, and says why in the report', async () => {
+      const libraryAcquire = acquire;
+      if (libraryAcquire === undefined) throw new Error('fake library not loaded');
+      const { reports, stop } = collectReports();
+      const limit = Error.stackTraceLimit;
+      let site: string | null | undefined = null;
+      try {
+        await withScope(() => {
+          Error.stackTraceLimit = 2; // only the library's two frames are recorded
+          try {
+            site = libraryAcquire(track, { release: noop, kind: 'pooled' }).site;
+          } finally {
+            Error.stackTraceLimit = limit;
+          }
+        });
+      } finally {
+        Error.stackTraceLimit = limit;
+        stop();
+      }
+      expect(site).toBeUndefined();
+      expect(reports).toMatchObject([{ type: 'unreleased', resources: [{ kind: 'pooled', site: undefined }] }]);
+      expect(reports[0]?.message.split('\n')[1]).toMatch(new RegExp(`^  pooled  x1  acquired at ${escape(NO_USER_FRAME)}  held \\d+ ms$`));
+    });
+  });
+});
+
+describe('with sites "off", nothing is recorded', () => {
+  it('leaves lease.site and scope.site undefined', async () => {
+    configure({ sites: 'off' });
+    const scope = openScope();
+    const lease = scope.track(1, { release: noop });
+    const unscoped = track(2, { release: noop });
+    expect(scope.site).toBeUndefined();
+    expect(lease.site).toBeUndefined();
+    expect(unscoped.site).toBeUndefined();
+    await unscoped.release();
+    await lease.release();
+    await scope.close();
+  });
+
+  it('reports resources and scopes with site undefined', async () => {
+    configure({ sites: 'off' });
+    const { reports, stop } = collectReports();
+    await withScope(() => void track(1, { release: noop, kind: 'socket' }));
+    stop();
+    expect(reports).toMatchObject([{ type: 'unreleased', scope: { site: undefined }, resources: [{ kind: 'socket', site: undefined }] }]);
+    expect(reports[0]?.message.split('\n')[1]).toMatch(new RegExp(`^  socket  x1  acquired at ${escape(SITES_OFF)}  held \\d+ ms$`));
+  });
+
+  // A report line with no recorded site says why (unknownSite()): here, that sites are off and how to turn them on.
+  it('prints a hint in the report that sites are off and how to turn them on', async () => {
+    configure({ sites: 'off' });
+    const { reports, stop } = collectReports();
+    let scopeId = -1;
+    await withScope((scope) => {
+      scopeId = scope.id;
+      track(1, { release: noop, kind: 'socket' });
+    });
+    stop();
+    const report = reports[0] as LeakReport;
+    expect(report.type === 'unreleased' && report.resources.map((r) => r.heldMs)).toEqual([expect.any(Number)]);
+    const heldMs = report.type === 'unreleased' ? (report.resources[0]?.heldMs ?? -1) : -1;
+    expect(report.message.split('\n')).toEqual([
+      `scope #${scopeId} closed with 1 unreleased resource (reclaimed)`,
+      `  socket  x1  acquired at (site not recorded: sites are off; configure({ sites: "always" }) to record them)  held ${Math.round(heldMs)} ms`,
+      '  Release each one on every path (`await using lease = ...`, or lease.release() in a finally block), or let the scope own it with scope.use() / scope.adopt().',
+    ]);
+  });
+});
+
+describe('with sites "sampled", a sampleRate share of acquisitions is recorded', () => {
+  it('records none with sampleRate 0', async () => {
+    configure({ sites: 'sampled', sampleRate: 0 });
+    const scope = openScope();
+    const leases = Array.from({ length: 50 }, (_, i) => scope.track(i, { release: noop }));
+    expect(scope.site).toBeUndefined();
+    expect(leases.filter((l) => l.site !== undefined)).toEqual([]);
+    await scope.close();
+  });
+
+  it('says in the report that only a sample of sites is recorded', async () => {
+    configure({ sites: 'sampled', sampleRate: 0 });
+    const { reports, stop } = collectReports();
+    await withScope(() => void track(1, { release: noop, kind: 'socket' }));
+    stop();
+    expect(reports).toMatchObject([{ type: 'unreleased', resources: [{ kind: 'socket', site: undefined }] }]);
+    expect(reports[0]?.message.split('\n')[1]).toMatch(new RegExp(`^  socket  x1  acquired at ${escape(NOT_SAMPLED)}  held \\d+ ms$`));
+  });
+
+  it('records every one with sampleRate 1', async () => {
+    configure({ sites: 'sampled', sampleRate: 1 });
+    const scope = openScope(); // site:sampled-scope
+    const leases = Array.from({ length: 50 }, (_, i) => scope.track(i, { release: noop })); // site:sampled
+    expect(scope.site).toBe(siteOf('sampled-scope', 'openScope'));
+    expect(new Set(leases.map((l) => l.site))).toEqual(new Set([siteOf('sampled', 'track')]));
+    await scope.close();
+  });
+
+  it('records roughly sampleRate of them in between', async () => {
+    configure({ sites: 'sampled', sampleRate: 0.5 });
+    const scope = openScope();
+    const leases = Array.from({ length: 400 }, (_, i) => scope.track(i, { release: noop }));
+    const recorded = leases.filter((l) => l.site !== undefined).length;
+    // Binomial(400, 0.5): mean 200, sd 10; 120..280 is 8 standard deviations.
+    expect(recorded).toBeGreaterThan(120);
+    expect(recorded).toBeLessThan(280);
+    await scope.close();
+  });
+
+  it('rejects a sampleRate outside 0..1', () => {
+    expect(() => configure({ sampleRate: 1.5 })).toThrow(new TypeError("configure(): option 'sampleRate' must be a number from 0 to 1, got 1.5"));
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
