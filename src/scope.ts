@@ -643,3 +643,7 @@ export function createScope(
   }
   return new Scope(options, parent, captureSite(boundary));
 }
+
+// Scope is an Owner and a WatchedScope, checked here rather than with `implements`: those
+// interfaces are internal and must not appear in the published declarations.
+const _isOwnerAndWatched = (scope: Scope): Owner & WatchedScope => scope;
