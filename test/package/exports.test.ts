@@ -1,0 +1,60 @@
+/**
+ * The package as a user installs it: the `exports` map resolves, the public surface is exactly
+ * what docs/api.md documents, and the declarations carry no internal member.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+describe('the published package', () => {
+  it('resolves "custodian" through its exports map to the built entry point', async () => {
+    const resolved = fileURLToPath(import.meta.resolve('custodian'));
+    expect(resolved).toBe(`${root}dist/src/index.js`);
+  });
+
+  it('exports exactly the documented public names', async () => {
+    const api: Record<string, unknown> = await import('custodian');
+    expect(Object.keys(api).sort()).toEqual(
+      [
+        'LEAK_CHANNEL',
+        'Lease',
+        'LeaseReleasedError',
+        'LeakError',
+        'Scope',
+        'ScopeClosedError',
+        'ScopeTimeoutError',
+        'SuppressedError',
+        'channels',
+        'configure',
+        'currentScope',
+        'flattenSuppressed',
+        'getConfig',
+        'getReleaseErrors',
+        'inspect',
+        'openScope',
+        'resetConfig',
+        'track',
+        'withScope',
+      ].sort(),
+    );
+    const docs = readFileSync(`${root}docs/api.md`, 'utf8');
+    for (const name of Object.keys(api)) expect(docs, `docs/api.md documents ${name}`).toContain(name);
+  });
+
+  it('publishes no internal member on its public classes', () => {
+    for (const file of ['scope.d.ts', 'lease.d.ts']) {
+      const text = readFileSync(`${root}dist/src/${file}`, 'utf8');
+      expect(text, file).not.toMatch(/@internal/);
+      expect(text, file).not.toMatch(/\brunTask\b|\bentries:|\breportedStale\b|\bseenAt\b|\bdetach\(|\bconstructor\(/);
+    }
+  });
+
+  it('type-checks a user\u2019s code against the published declarations', () => {
+    const tsc = `${root}node_modules/typescript/bin/tsc`;
+    const run = () => execFileSync(process.execPath, [tsc, '-p', `${root}test/package/tsconfig.json`], { encoding: 'utf8' });
+    expect(run).not.toThrow();
+  }, 60_000);
+});
