@@ -16,7 +16,7 @@ export interface Config {
   /**
    * At scope end, leases the code did not release are always reclaimed. `warn` (default) also
    * reports them; `reclaim` reports only to `onLeak` and the diagnostics channel; `throw` also
-   * makes the scope's close throw a `LeakError` (test mode).
+   * makes the scope's close throw a `LeakError` (test mode; not for a task cancelled mid-run).
    */
   leaks?: LeakPolicy;
   /**
@@ -37,7 +37,10 @@ export interface Config {
   growthIntervalMs?: number;
   /** Consecutive growing counts after which a site is reported as a possible leak. Default 5. */
   growthSamples?: number;
-  /** Identical warnings (same kind and site) are emitted at most once per this many ms. 0 emits all. Default 10000. */
+  /**
+   * Identical warnings are emitted at most once per this many ms; 0 emits all. Default 10000.
+   * Identical: same report type, kind and site (for scope-end leaks, same scope name and sites).
+   */
   warningThrottleMs?: number;
   /** Called with every leak report, whatever the policy. Exceptions it throws are reported, never propagated. */
   onLeak?: ((report: LeakReport) => void) | undefined;

@@ -32,6 +32,7 @@ export class ScopeTimeoutError extends Error {
 /**
  * Thrown from a scope's close under the `throw` leak policy (test mode) when the code left leases
  * unreleased. The leases were reclaimed before this was thrown; `report` says which and where.
+ * Not thrown for the leases of a task cancelled while still running (its error is the reason).
  */
 export class LeakError extends Error {
   override readonly name = 'LeakError';

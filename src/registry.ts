@@ -92,12 +92,13 @@ let timer: NodeJS.Timeout | undefined;
 let lastGrowthSample = 0;
 export const growth = new GrowthTracker();
 
-// A coarse clock for scope ages: performance.now() costs ~45 ns here, a quarter of a whole
-// AsyncLocalStorage.run, and a scope's age only matters at the scale of staleScopeMs. The sweep
-// refreshes it on every pass, so it is behind by at most one sweep period (at most 1 s).
+// A coarse clock for scope open times: performance.now() costs ~45 ns here, a quarter of a whole
+// AsyncLocalStorage.run. The sweep refreshes it on every pass, so it is about one sweep period
+// behind (at most 1 s), more after an event-loop stall: inspect().ageMs and the stale-scope-closed
+// age are approximate. Stale detection does not rely on it (see checkStale).
 let clock = performance.now();
 
-/** performance.now(), give or take one sweep period. */
+/** performance.now() as of the last sweep (or the last open while the sweep is idle). */
 export function coarseNow(): number {
   return clock;
 }

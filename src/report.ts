@@ -15,7 +15,10 @@ export interface LeakedResource {
   readonly label: string | undefined;
   /** Where it was acquired (`src/routes/users.ts:42:18`), when recorded. */
   readonly site: string | undefined;
-  /** How long it had been held when the report was made, in ms. */
+  /**
+   * How long it had been held when the report was made, in ms. For a use/adopt/defer cleanup in a
+   * `release-timeout` report: how long the cleanup ran before the scope gave up on it.
+   */
   readonly heldMs: number;
 }
 
@@ -34,15 +37,20 @@ interface ReportBase {
 
 /** The report types, one per way of leaking. */
 export type LeakReport =
-  /** A scope closed while the code still held leases; they were reclaimed. */
+  /**
+   * A scope closed while the code still held leases; they were reclaimed (or, for a task cancelled
+   * while its body still ran, destroyed: see `cancelled`).
+   */
   | (ReportBase & {
       readonly type: 'unreleased';
       readonly scope: ScopeInfo;
       readonly resources: readonly LeakedResource[];
       readonly policy: LeakPolicy;
       /**
-       * True when the task was cancelled (timeout, signal, cancel()) while its body still ran: the
-       * resources were destroyed, not released, and this is not counted as a leak (no `LeakError`).
+       * True when the scope closed because its task was cancelled while the body still ran (a
+       * `timeout` or `signal` on a scope that has one, or a parent closing over a running child):
+       * the resources were destroyed, not released, and this is not counted as a leak (no
+       * `LeakError`). A plain scope's `cancel()` waits for the body, so its leftovers are leaks.
        */
       readonly cancelled: boolean;
     })

@@ -91,7 +91,8 @@ let nextId = 1;
  *
  * Everything given to a scope (`use`, `adopt`, `defer`, `track`) is released when it closes, in
  * reverse order of acquisition, each one even when another throws. Leases the code released itself
- * are skipped; those it did not are reclaimed and reported as leaks.
+ * are skipped; those it did not are reclaimed and reported as leaks (or, when the task was
+ * cancelled while still running, destroyed and reported as such).
  */
 export class Scope implements AsyncDisposable {
   /** A number unique in this process, shown in reports as `#id`. */
@@ -133,6 +134,8 @@ export class Scope implements AsyncDisposable {
   /** True when a timeout or outer signal (here or on an ancestor) can cancel the task from outside. */
   readonly #cancellable: boolean;
   #bodyRunning = false;
+  /** Set when closing starts while a cancelled body still runs: what it holds is destroyed, not released. */
+  #destroyHeld = false;
   // Close bookkeeping, allocated only when needed.
   #errors: unknown[] | undefined = undefined;
   #leaked: LeakedResource[] | undefined = undefined;
@@ -152,6 +155,8 @@ export class Scope implements AsyncDisposable {
     this.#disposeTimeoutMs = options?.disposeTimeoutMs ?? (parent === undefined ? undefined : parent.#disposeTimeoutMs);
     this.#cancellable = options?.timeout !== undefined || options?.signal !== undefined || (parent !== undefined && parent.#cancellable);
     push(parent ?? roots, this);
+    // Opened under a cancelled scope (a plain one stays open until its body settles): start cancelled.
+    if (parent !== undefined && parent.#aborted) this.cancel(parent.#abortReason);
     if (options !== undefined) {
       const { timeout, signal } = options;
       if (timeout !== undefined) {
@@ -253,7 +258,7 @@ export class Scope implements AsyncDisposable {
         `scope.use(): the value must have a [Symbol.asyncDispose] or [Symbol.dispose] method, got ${describe(value)}; for other values use scope.adopt(value, release)`,
       );
     }
-    const kind = (value as object).constructor?.name ?? 'disposable';
+    const kind = (value as object).constructor?.name || 'disposable';
     // As with `await using`, what a synchronous [Symbol.dispose] returns is ignored.
     const run = typeof asyncDispose === 'function' ? (asyncDispose as (this: unknown) => unknown) : callIgnoringResult(dispose as (this: unknown) => unknown);
     this.#add(new Finalizer(run, value, undefined, kind, undefined), 'use');
@@ -338,7 +343,7 @@ export class Scope implements AsyncDisposable {
     try {
       result = storage.run(this, fn, this);
     } catch (error) {
-      return this.#settle<R>(true, error);
+      return this.#settle<R>(true, this.#aborted ? this.#abortReason : error);
     }
     if (!isPromiseLike(result)) return this.#aborted ? this.#settle<R>(true, this.#abortReason) : this.#settle<R>(false, result);
     this.#bodyRunning = true;
@@ -357,7 +362,10 @@ export class Scope implements AsyncDisposable {
       );
     }
     return new Promise<Awaited<R>>((resolve, reject) => {
+      let answered = false;
       const answer = (failed: boolean, outcome: unknown) => {
+        if (answered) return; // the body settling after a cancellation must not answer twice
+        answered = true;
         try {
           resolve(this.#after(failed, outcome) as Awaited<R>);
         } catch (error) {
@@ -380,7 +388,10 @@ export class Scope implements AsyncDisposable {
         },
       );
       // The body may have cancelled its own scope before its first await.
-      if (this.#aborted) this.#interrupt(this.#abortReason);
+      if (this.#aborted) {
+        this.#interrupt = undefined;
+        answer(true, this.#abortReason);
+      }
     });
   }
 
@@ -409,6 +420,10 @@ export class Scope implements AsyncDisposable {
   #close(failed: boolean, bodyError: unknown): void | Promise<void> {
     if (this.#state !== OPEN) return this.#closing;
     this.#state = CLOSING;
+    // Decided once: the body may settle while an earlier release is awaited, but what it held was
+    // held by a task that was cut off, and stays suspect for the rest of this close.
+    // Only a cancelled task's holdings are suspect: a body that closes its own scope knows what it holds.
+    this.#destroyHeld = this.#bodyRunning && this.#aborted;
     this.#failed = failed;
     this.#bodyError = bodyError;
     this.#stopWatching();
@@ -473,7 +488,7 @@ export class Scope implements AsyncDisposable {
     if (entry.isLease) {
       const lease = entry as LeaseState;
       (this.#leaked ??= []).push(lease.describe(performance.now()));
-      const result = lease.finish(this.#bodyRunning, this.#abortReason);
+      const result = lease.finish(this.#destroyHeld, this.#abortReason);
       // A holder calling lease.release() now must wait for this release, not get a resolved promise.
       // Its failure is the scope's to report, so the holder's promise never rejects.
       if (isPromiseLike(result)) lease.done = Promise.resolve(result).then(noop, noop);
@@ -565,9 +580,9 @@ export class Scope implements AsyncDisposable {
 
   #reportLeaks(info: ScopeInfo, leaked: LeakedResource[]): void {
     const policy = this.leakPolicy();
-    // A body still running was cancelled: what it holds is destroyed, and that is the cancellation's
-    // doing, not a leak (its error is the cancellation reason; no LeakError on top of it).
-    const cancelled = this.#bodyRunning;
+    // A cancelled body still running: what it holds is destroyed, and that is the cancellation's
+    // doing, not a leak (the task's error is the cancellation reason; no LeakError on top of it).
+    const cancelled = this.#destroyHeld;
     const message = cancelled
       ? [
           `${scopeTitle(info)} was cancelled while its task still held ${plural(leaked.length, 'resource')}; they were destroyed, not released`,
