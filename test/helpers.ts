@@ -2,6 +2,9 @@
  * Test helpers: a clean configuration per test, and capture of what custodian reports.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach } from 'vitest';
 import { configure, inspect, resetConfig, type Config, type LeakReport } from '../src/index.js';
 import { resetWarningThrottle } from '../src/report.js';
@@ -49,3 +52,23 @@ export const flush = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** Number of open scopes right now. */
 export const openScopeCount = () => inspect().scopes.open;
+
+/**
+ * Returns `siteOf(name, callee)`: the `file:line:column` custodian should report for the call to
+ * `callee` on the one line of the test file that ends with `// site:NAME`. Computed from the source
+ * text, not from a stack, so it also checks that reported lines map back to the TypeScript source.
+ */
+export function sitesIn(moduleUrl: string): (name: string, callee: string) => string {
+  const path = fileURLToPath(moduleUrl);
+  const file = relative(process.cwd(), path);
+  const source = readFileSync(path, 'utf8').split('\n');
+  return (name, callee) => {
+    const marker = `// site:${name}`;
+    const lines = source.flatMap((text, i) => (text.trimEnd().endsWith(marker) ? [i] : []));
+    const index = lines[0];
+    if (index === undefined || lines.length !== 1) throw new Error(`expected exactly one line marked ${marker}`);
+    const column = (source[index] ?? '').search(new RegExp(`\\b${callee}[(<]`));
+    if (column === -1) throw new Error(`no call to ${callee} on the line marked ${marker}`);
+    return `${file}:${index + 1}:${column + 1}`;
+  };
+}

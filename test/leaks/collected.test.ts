@@ -3,28 +3,14 @@
  * still held is reported ("collected") and its resource is given back, so a pool heals. Needs
  * `--expose-gc` (vitest.config.ts passes it to the forks).
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, currentScope, openScope, track, type LeakReport } from '../../src/index.js';
-import { collectReports, collectWarnings, flush, sleep, useCleanCustodian } from '../helpers.js';
+import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
 beforeEach(flush);
 
-const FILE = 'test/leaks/collected.test.ts';
-const SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-
-/** `FILE:LINE:COLUMN` of the call to `callee` on the line that ends with `// site:NAME`. */
-function siteOf(name: string, callee: string): string {
-  const marker = `// site:${name}`;
-  const lines = SOURCE.flatMap((text, i) => (text.trimEnd().endsWith(marker) ? [i] : []));
-  const index = lines[0];
-  if (index === undefined || lines.length !== 1) throw new Error(`expected exactly one line marked ${marker}`);
-  const column = (SOURCE[index] ?? '').search(new RegExp(`\\b${callee}[(<]`));
-  if (column === -1) throw new Error(`no call to ${callee} on the line marked ${marker}`);
-  return `${FILE}:${index + 1}:${column + 1}`;
-}
+const siteOf = sitesIn(import.meta.url);
 
 function gc(): void {
   const collect = (globalThis as { gc?: () => void }).gc;

@@ -3,29 +3,15 @@
  * site => growth times, count"). GrowthTracker is the pure bookkeeping; the sweep samples live
  * leases into it every `growthIntervalMs` and reports a site after `growthSamples` rises in a row.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { configure, inspect, track, type Lease, type LeakReport } from '../../src/index.js';
 import { GrowthTracker, type SiteCount } from '../../src/growth.js';
 import { sweep } from '../../src/registry.js';
-import { collectReports, collectWarnings, flush, useCleanCustodian } from '../helpers.js';
+import { collectReports, collectWarnings, flush, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim', growthIntervalMs: 1, growthSamples: 3 });
 
-const FILE = 'test/leaks/growth.test.ts';
-const SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-
-/** `FILE:LINE:COLUMN` of the call to `callee` on the line that ends with `// site:NAME`. */
-function siteOf(name: string, callee: string): string {
-  const marker = `// site:${name}`;
-  const lines = SOURCE.flatMap((text, i) => (text.trimEnd().endsWith(marker) ? [i] : []));
-  const index = lines[0];
-  if (index === undefined || lines.length !== 1) throw new Error(`expected exactly one line marked ${marker}`);
-  const column = (SOURCE[index] ?? '').search(new RegExp(`\\b${callee}[(<]`));
-  if (column === -1) throw new Error(`no call to ${callee} on the line marked ${marker}`);
-  return `${FILE}:${index + 1}:${column + 1}`;
-}
+const siteOf = sitesIn(import.meta.url);
 
 /** One sample: `site => count` for kind `k`. */
 function counts(entries: Record<string, number>): Map<string, SiteCount> {

@@ -6,29 +6,15 @@
  *     everything bound to that task stayed alive forever.
  */
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, inspect, openScope, track, withScope, type Lease, type LeakReport, type Scope } from '../../src/index.js';
 import { sweep } from '../../src/registry.js';
-import { collectReports, collectWarnings, flush, sleep, useCleanCustodian } from '../helpers.js';
+import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
 beforeEach(flush);
 
-const FILE = 'test/leaks/seed-leaks.test.ts';
-const SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-
-/** `FILE:LINE:COLUMN` of the call to `callee` on the line that ends with `// site:NAME`. */
-function siteOf(name: string, callee: string): string {
-  const marker = `// site:${name}`;
-  const lines = SOURCE.flatMap((text, i) => (text.trimEnd().endsWith(marker) ? [i] : []));
-  const index = lines[0];
-  if (index === undefined || lines.length !== 1) throw new Error(`expected exactly one line marked ${marker}`);
-  const column = (SOURCE[index] ?? '').search(new RegExp(`\\b${callee}[(<]`));
-  if (column === -1) throw new Error(`no call to ${callee} on the line marked ${marker}`);
-  return `${FILE}:${index + 1}:${column + 1}`;
-}
+const siteOf = sitesIn(import.meta.url);
 
 /** A stand-in for a Redis connection pool: it only counts what is out. */
 class FakePool {

@@ -3,29 +3,17 @@
  * folders and node_modules (`file:line:column`, relative to the working directory). Recording is
  * `always`, `sampled` (a `sampleRate` share) or `off`.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configure, openScope, track, withScope, type Lease, type LeakReport, type TrackOptions } from '../../src/index.js';
-import { collectReports, useCleanCustodian } from '../helpers.js';
+import { collectReports, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
 
-const FILE = 'test/leaks/sites.test.ts';
-const SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-
-/** `FILE:LINE:COLUMN` of the call to `callee` on the line that ends with `// site:NAME`. */
-function siteOf(name: string, callee: string): string {
-  const marker = `// site:${name}`;
-  const lines = SOURCE.flatMap((text, i) => (text.trimEnd().endsWith(marker) ? [i] : []));
-  const index = lines[0];
-  if (index === undefined || lines.length !== 1) throw new Error(`expected exactly one line marked ${marker}`);
-  const column = (SOURCE[index] ?? '').search(new RegExp(`\\b${callee}[(<]`));
-  if (column === -1) throw new Error(`no call to ${callee} on the line marked ${marker}`);
-  return `${FILE}:${index + 1}:${column + 1}`;
-}
+const siteOf = sitesIn(import.meta.url);
 
 const noop = () => {};
 

@@ -7,29 +7,15 @@
  * staleScopeMs 50 the sweep period is 25 ms, so a scope is reported once it has really been open
  * 50–75 ms. The tests wait OLD_ENOUGH (twice that, and more) before sweeping.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, openScope, type LeakReport } from '../../src/index.js';
 import { sweep } from '../../src/registry.js';
-import { collectReports, collectWarnings, flush, sleep, useCleanCustodian } from '../helpers.js';
+import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ staleScopeMs: 50, leaks: 'reclaim' }); // STALE_MS
 beforeEach(flush);
 
-const FILE = 'test/leaks/stale.test.ts';
-const SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-
-/** `FILE:LINE:COLUMN` of the call to `callee` on the line that ends with `// site:NAME`. */
-function siteOf(name: string, callee: string): string {
-  const marker = `// site:${name}`;
-  const lines = SOURCE.flatMap((text, i) => (text.trimEnd().endsWith(marker) ? [i] : []));
-  const index = lines[0];
-  if (index === undefined || lines.length !== 1) throw new Error(`expected exactly one line marked ${marker}`);
-  const column = (SOURCE[index] ?? '').search(new RegExp(`\\b${callee}[(<]`));
-  if (column === -1) throw new Error(`no call to ${callee} on the line marked ${marker}`);
-  return `${FILE}:${index + 1}:${column + 1}`;
-}
+const siteOf = sitesIn(import.meta.url);
 
 type Stale = Extract<LeakReport, { type: 'stale-scope' }>;
 const stale = (reports: readonly LeakReport[]) => reports.filter((r): r is Stale => r.type === 'stale-scope');

@@ -2,29 +2,15 @@
  * Leak kind 3 (HikariCP-style): a lease held longer than `leakThresholdMs` is reported once while
  * still held ("held-too-long"), and again when it comes back ("returned-late", "returned after N ms").
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, openScope, track, type LeakReport } from '../../src/index.js';
 import { sweep } from '../../src/registry.js';
-import { collectReports, collectWarnings, flush, sleep, useCleanCustodian } from '../helpers.js';
+import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leakThresholdMs: 30, leaks: 'reclaim' }); // THRESHOLD_MS
 beforeEach(flush);
 
-const FILE = 'test/leaks/threshold.test.ts';
-const SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-
-/** `FILE:LINE:COLUMN` of the call to `callee` on the line that ends with `// site:NAME`. */
-function siteOf(name: string, callee: string): string {
-  const marker = `// site:${name}`;
-  const lines = SOURCE.flatMap((text, i) => (text.trimEnd().endsWith(marker) ? [i] : []));
-  const index = lines[0];
-  if (index === undefined || lines.length !== 1) throw new Error(`expected exactly one line marked ${marker}`);
-  const column = (SOURCE[index] ?? '').search(new RegExp(`\\b${callee}[(<]`));
-  if (column === -1) throw new Error(`no call to ${callee} on the line marked ${marker}`);
-  return `${FILE}:${index + 1}:${column + 1}`;
-}
+const siteOf = sitesIn(import.meta.url);
 
 type HeldTooLong = Extract<LeakReport, { type: 'held-too-long' }>;
 type ReturnedLate = Extract<LeakReport, { type: 'returned-late' }>;

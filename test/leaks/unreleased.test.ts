@@ -2,27 +2,13 @@
  * Leak kind 1: a lease still held when its scope closes is reclaimed (given back exactly once) and
  * reported with the scope, and with the line that acquired it, in the format DESIGN.md shows.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { configure, getReleaseErrors, LeaseReleasedError, openScope, track, withScope, type LeakReport, type Lease, type Scope } from '../../src/index.js';
-import { collectReports, collectWarnings, flush, sleep, useCleanCustodian } from '../helpers.js';
+import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
 
-const FILE = 'test/leaks/unreleased.test.ts';
-const SOURCE = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-
-/** `FILE:LINE:COLUMN` of the call to `callee` on the line that ends with `// site:NAME`. */
-function siteOf(name: string, callee: string): string {
-  const marker = `// site:${name}`;
-  const lines = SOURCE.flatMap((text, i) => (text.trimEnd().endsWith(marker) ? [i] : []));
-  const index = lines[0];
-  if (index === undefined || lines.length !== 1) throw new Error(`expected exactly one line marked ${marker}`);
-  const column = (SOURCE[index] ?? '').search(new RegExp(`\\b${callee}[(<]`));
-  if (column === -1) throw new Error(`no call to ${callee} on the line marked ${marker}`);
-  return `${FILE}:${index + 1}:${column + 1}`;
-}
+const siteOf = sitesIn(import.meta.url);
 
 type Unreleased = Extract<LeakReport, { type: 'unreleased' }>;
 
