@@ -33,7 +33,10 @@ export interface Config {
   leakThresholdMs?: number;
   /** How long a scope's close waits for one release before reporting it hung and moving on. 0 waits forever. Default 10000. */
   disposeTimeoutMs?: number;
-  /** How often outstanding leases are counted per site to find growing sites. 0 turns it off. Default 10000. */
+  /**
+   * How often outstanding leases are counted per site to find growing sites; only leases held
+   * longer than this are counted (in-flight work is not a leak). 0 turns it off. Default 10000.
+   */
   growthIntervalMs?: number;
   /** Consecutive growing counts after which a site is reported as a possible leak. Default 5. */
   growthSamples?: number;

@@ -147,7 +147,7 @@ export function sweep(): void {
   if (settings.leakThresholdMs > 0) checkHeld(now, settings.leakThresholdMs);
   if (settings.growthIntervalMs > 0 && now - lastGrowthSample >= settings.growthIntervalMs) {
     lastGrowthSample = now;
-    sampleGrowth();
+    sampleGrowth(now);
   }
 }
 
@@ -208,16 +208,19 @@ function checkHeld(now: number, thresholdMs: number): void {
   }
 }
 
-function sampleGrowth(): void {
+function sampleGrowth(now: number): void {
+  const intervalMs = settings.growthIntervalMs;
   const counts = new Map<string, SiteCount>();
   for (const lease of liveLeases()) {
+    // Only leases that outlived a whole interval: in-flight work grows too when traffic ramps up,
+    // and formatting the site of every young lease would cost the event loop for nothing.
+    if (now - lease.t0 < intervalMs) continue;
     const site = formatSite(lease.raw);
     const key = `${lease.kind}\0${site ?? ''}`;
     const entry = counts.get(key);
     if (entry === undefined) counts.set(key, { kind: lease.kind, site, count: 1 });
     else entry.count++;
   }
-  const intervalMs = settings.growthIntervalMs;
   for (const s of growth.sample(counts, settings.growthSamples)) {
     deliver(
       {
@@ -229,7 +232,7 @@ function sampleGrowth(): void {
         intervalMs,
         message: [
           `possible leak: ${s.kind} acquired at ${siteText(s.site)} => outstanding count grew ${s.growth} times in a row, now ${s.count}`,
-          `  Sampled every ${intervalMs} ms. A cache warming up stops growing; a leak does not. Check that every path from this line releases what it acquires.`,
+          `  Counted every ${intervalMs} ms: leases from this line held longer than that. A cache warming up stops growing; a leak does not. Check that every path from this line releases what it acquires.`,
         ].join('\n'),
       },
       settings.leaks,

@@ -124,7 +124,7 @@ describe('the sweep reports a site whose outstanding unscoped leases grow at eve
     expect(growth[0]).toMatchObject({ type: 'growth', kind: 'cache entry', site, count: 4, growth: 3, intervalMs: 1 });
     expect(growth[0]?.message.split('\n')).toEqual([
       `possible leak: cache entry acquired at ${site} => outstanding count grew 3 times in a row, now 4`,
-      '  Sampled every 1 ms. A cache warming up stops growing; a leak does not. Check that every path from this line releases what it acquires.',
+      '  Counted every 1 ms: leases from this line held longer than that. A cache warming up stops growing; a leak does not. Check that every path from this line releases what it acquires.',
     ]);
     expect(snapshot.suspects).toEqual([{ kind: 'cache entry', site, count: 4, growth: 3 }]);
     await Promise.all(held.map((l) => l.release()));
@@ -182,6 +182,36 @@ describe('the sweep reports a site whose outstanding unscoped leases grow at eve
     stop();
     const warned = warnings.map((w) => `${w.name} ${w.code ?? ''}`);
     expect(warned).toEqual(['ResourceLeakWarning CUSTODIAN_GROWTH']);
+    await Promise.all(held.map((l) => l.release()));
+  });
+});
+
+describe('only leases held longer than one sampling interval are counted', () => {
+  it('does not report in-flight work that grows with traffic, when each lease is short-lived', () => {
+    configure({ growthIntervalMs: 40 });
+    const { reports, stop } = collectReports();
+    for (let inFlight = 1; inFlight <= 6; inFlight++) {
+      busyWait(45); // the next sample is due
+      const leases = Array.from({ length: inFlight }, (_, i) => track(i, { release: () => {}, kind: 'request' }));
+      sweep(); // sees `inFlight` leases, each younger than the interval
+      for (const lease of leases) void lease.release();
+    }
+    stop();
+    expect(reports).toEqual([]);
+    expect(inspect().suspects).toEqual([]);
+  });
+
+  it('does report the same growth when the leases outlive the interval', async () => {
+    configure({ growthIntervalMs: 40 });
+    const { reports, stop } = collectReports();
+    const held: Lease<number>[] = [];
+    for (let round = 1; round <= 4; round++) {
+      held.push(track(round, { release: () => {}, kind: 'request' }));
+      busyWait(45); // old enough to count, and the next sample is due
+      sweep();
+    }
+    stop();
+    expect(reports.filter((r) => r.type === 'growth').map((r) => (r.type === 'growth' ? [r.growth, r.count] : []))).toEqual([[3, 4]]);
     await Promise.all(held.map((l) => l.release()));
   });
 });
