@@ -42,7 +42,8 @@ export interface Config {
   growthSamples?: number;
   /**
    * Identical warnings are emitted at most once per this many ms; 0 emits all. Default 10000.
-   * Identical: same report type, kind and site (for scope-end leaks, same scope name and sites).
+   * Identical: same report type, kind and site (scope-end leaks: same scope name and resource
+   * sites; stale scopes: same scope name and opening site).
    */
   warningThrottleMs?: number;
   /** Called with every leak report, whatever the policy. Exceptions it throws are reported, never propagated. */

@@ -5,8 +5,8 @@
 import type { LeakReport } from './report.js';
 
 /**
- * Thrown when something is acquired into a scope that is closing or closed. The value that was
- * handed over is released before this is thrown, so nothing escapes.
+ * Thrown when something is acquired into a scope that is closing or closed (the value handed over
+ * is released first, so nothing escapes), or when code runs in it, forks it or opens a scope in it.
  */
 export class ScopeClosedError extends Error {
   override readonly name = 'ScopeClosedError';

@@ -98,7 +98,7 @@ export const growth = new GrowthTracker();
 // age are approximate. Stale detection does not rely on it (see checkStale).
 let clock = performance.now();
 
-/** performance.now() as of the last sweep (or the last open while the sweep is idle). */
+/** performance.now() as of the last sweep, settings change, or open while the sweep was idle. */
 export function coarseNow(): number {
   return clock;
 }

@@ -47,10 +47,11 @@ export type LeakReport =
       readonly resources: readonly LeakedResource[];
       readonly policy: LeakPolicy;
       /**
-       * True when the scope closed because its task was cancelled while the body still ran (a
-       * `timeout` or `signal` on a scope that has one, or a parent closing over a running child):
-       * the resources were destroyed, not released, and this is not counted as a leak (no
-       * `LeakError`). A plain scope's `cancel()` waits for the body, so its leftovers are leaks.
+       * True when the scope's close started while its body was still running and the scope had
+       * been cancelled (its timeout or signal, `cancel()`, an ancestor's cancellation, or a parent
+       * closing over it): the resources were destroyed, not released, and this is not counted as a
+       * leak (no `LeakError`). When a plain scope's `withScope` waits for its cancelled body to
+       * settle and then closes, the body is no longer running: leftovers are ordinary leaks.
        */
       readonly cancelled: boolean;
     })
@@ -151,7 +152,7 @@ const WARNING_CODES: Record<LeakReportType, string> = {
 };
 
 // Throttle identical warnings: a handler that leaks on every request must not write a warning per
-// request. The key is the report type plus its first site; the map is bounded.
+// request. The key (throttleKey) is the report type plus what identifies the place; the map is bounded.
 const lastWarned = new Map<string, { at: number; suppressed: number }>();
 const MAX_THROTTLE_KEYS = 1000;
 

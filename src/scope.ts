@@ -309,7 +309,7 @@ export class Scope implements AsyncDisposable {
   }
 
   /**
-   * Closes the scope: cancels running children, closes them, then releases everything it owns,
+   * Closes the scope: cancels and closes its open children, then releases everything it owns,
    * newest first. Resolves when all is released; rejects with the release errors (folded like
    * `await using` does) or, under the `throw` policy, a `LeakError`. Calling it again is harmless.
    */
@@ -483,7 +483,7 @@ export class Scope implements AsyncDisposable {
     return this.#drain();
   }
 
-  /** Releases one entry. A lease still held here is a leak: it is reclaimed (destroyed if the body is still running). */
+  /** Releases one entry. A lease still held here was left behind: reclaimed, or destroyed when the close cut off a cancelled, running body. */
   #release(entry: WatchedEntry): unknown {
     if (entry.isLease) {
       const lease = entry as LeaseState;
