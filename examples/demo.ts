@@ -96,12 +96,16 @@ async function startTask(pool: FakePool, name: string): Promise<{ end(): Promise
 
 const round = (_key: string, value: unknown) => (typeof value === 'number' ? Math.round(value) : value);
 
+let staleReported: () => void = () => {};
+const stale = new Promise<void>((resolve) => (staleReported = resolve));
+
 async function main(): Promise<void> {
   configure({
     sites: 'always', // the default, unless NODE_ENV=production
     staleScopeMs: 200, // default 60 s; short here so that the demo does not wait a minute
     onLeak: (report) => {
       if (report.type === 'unreleased') reclaimed += report.resources.length;
+      if (report.type === 'stale-scope') staleReported();
     },
   });
   console.log('custodian demo: a pool of 10 connections, 20 requests per handler, odd user ids do not exist\n');
@@ -116,7 +120,9 @@ async function main(): Promise<void> {
   const request = await startTask(pool, 'request #1');
   await request.end(); // the framework ran the end hook: nothing to report
   await startTask(pool, 'pipeMessage #2'); // after a pipeMessage event, the framework never calls end()
-  await sleep(350);
+  // The sweep reports it once it has seen the scope open for 200 ms: wait for that (at most 2 s).
+  await Promise.race([stale, sleep(2000)]);
+  await sleep(5); // the warning is printed on the next tick
   console.log(`   => pool outstanding: ${pool.outstanding}/${pool.max}\n`);
 
   const snapshot = inspect();

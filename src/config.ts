@@ -89,7 +89,7 @@ const table = {
 const listeners = new Set<() => void>();
 const resetListeners = new Set<() => void>();
 
-/** @internal Runs `fn` whenever settings change (the watchdog re-plans its timer). */
+/** @internal Runs `fn` whenever settings change (the sweep re-plans its timer). */
 export function onSettingsChange(fn: () => void): void {
   listeners.add(fn);
 }

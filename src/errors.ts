@@ -14,6 +14,26 @@ export class ScopeClosedError extends Error {
 }
 
 /**
+ * Builds an error without capturing a stack: for abort reasons, whose stack would only point into
+ * custodian or Node's timers (capturing costs ~3 µs) while the message names the scope.
+ */
+export function withoutStack<E>(make: () => E): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/** Thrown when `lease.value` is read after the lease was given back: a use-after-release bug. */
+export class LeaseReleasedError extends Error {
+  override readonly name = 'LeaseReleasedError';
+  readonly code = 'ERR_CUSTODIAN_LEASE_RELEASED';
+}
+
+/**
  * The reason a scope's signal aborts when its `timeout` elapses. Its `name` is `TimeoutError`, like
  * the reason of `AbortSignal.timeout()`, so code that checks `err.name === 'TimeoutError'` works.
  */
@@ -86,7 +106,7 @@ export function foldErrors(errors: readonly unknown[], scopeLabel: string): unkn
     folded = new SuppressedError(
       errors[i],
       folded,
-      `${scopeLabel}: ${i + 1} releases failed; \`error\` is the last, \`suppressed\` holds the earlier ones`,
+      `${scopeLabel}: ${i + 1} errors while closing (failed releases, or leaks under the throw policy); \`error\` is the last, \`suppressed\` holds the earlier ones`,
     );
   }
   return folded;

@@ -3,12 +3,13 @@
  * the code forgot to release is reported with the line that acquired it.
  */
 export { withScope, currentScope, openScope, track } from './context.js';
-export { Scope, type ScopeOptions, type ScopeState } from './scope.js';
-export { Lease, LeaseReleasedError, type TrackOptions } from './lease.js';
+export { Scope, channels, type ScopeOptions, type ScopeState } from './scope.js';
+export { Lease, type TrackOptions } from './lease.js';
 export { configure, getConfig, resetConfig, type Config, type Settings, type LeakPolicy, type SiteCapture } from './config.js';
 export { inspect, type Snapshot, type ScopeSnapshot, type SiteSnapshot, type InspectOptions } from './inspect.js';
 export {
   LeakError,
+  LeaseReleasedError,
   ScopeClosedError,
   ScopeTimeoutError,
   SuppressedError,
@@ -18,13 +19,3 @@ export {
 } from './errors.js';
 export { LEAK_CHANNEL, type LeakReport, type LeakReportType, type LeakedResource, type ScopeInfo } from './report.js';
 export type { GrowthSuspect } from './growth.js';
-
-/** Names of the diagnostics channels custodian publishes on. */
-export const channels = {
-  /** Every leak report (a `LeakReport`). */
-  leak: 'custodian:leak',
-  /** `{ scope }` when a scope opens. */
-  scopeOpen: 'custodian:scope:open',
-  /** `{ scope, durationMs }` when a scope has closed. */
-  scopeClose: 'custodian:scope:close',
-} as const;

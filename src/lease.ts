@@ -7,7 +7,8 @@
  * handle becomes garbage while its state still knows how to give the resource back.
  */
 import { settings, type LeakPolicy } from './config.js';
-import { deliver, resourceName, siteText, type LeakedResource } from './report.js';
+import { LeaseReleasedError } from './errors.js';
+import { deliver, errorText, resourceName, siteText, type LeakedResource } from './report.js';
 import { addUnscoped, removeUnscoped, type WatchedEntry, type WatchedLease } from './registry.js';
 import { isPromiseLike, noop, RESOLVED } from './promises.js';
 import { formatSite, type RawSite } from './sites.js';
@@ -30,22 +31,23 @@ export interface TrackOptions<T> {
 
 /** @internal What a scope needs to let go of an entry. */
 export interface Owner {
+  readonly id: number;
+  readonly name: string | undefined;
   attach(entry: WatchedEntry): void;
   detach(entry: WatchedEntry): void;
   leakPolicy(): LeakPolicy;
 }
 
+/** @internal Who gave a lease back, for the LeaseReleasedError message. */
+export const BY_CODE = 'was already released';
+const BY_GC = 'was released by custodian after its handle was garbage-collected';
+
 const HELD = 0;
 const RELEASED = 1;
 
-/** Runs a release that may be sync or async as a promise, without allocating one for sync success. */
-function settle(run: () => unknown): Promise<void> {
-  try {
-    const result = run();
-    return isPromiseLike(result) ? Promise.resolve(result).then(noop) : RESOLVED;
-  } catch (error) {
-    return Promise.reject(error);
-  }
+/** A release's result as a promise, without allocating one for a sync success. */
+function asPromise(result: unknown): Promise<void> {
+  return isPromiseLike(result) ? Promise.resolve(result).then(noop) : RESOLVED;
 }
 
 /** @internal */
@@ -57,14 +59,16 @@ export class LeaseState<T = unknown> implements WatchedLease {
   reportedLong = false;
   /** The settled release, once it ran. */
   done: Promise<void> | undefined = undefined;
+  /** How it was given back, for the LeaseReleasedError message. */
+  releasedHow: string | undefined = undefined;
 
   constructor(
     public value: T | undefined,
-    readonly releaseFn: (value: T) => unknown,
-    readonly destroyFn: ((value: T, reason: unknown) => unknown) | undefined,
+    public releaseFn: ((value: T) => unknown) | undefined,
+    public destroyFn: ((value: T, reason: unknown) => unknown) | undefined,
     readonly kind: string,
     readonly label: string | undefined,
-    readonly raw: RawSite | undefined,
+    public raw: RawSite | undefined,
     readonly t0: number,
     public owner: Owner | undefined,
   ) {}
@@ -82,14 +86,18 @@ export class LeaseState<T = unknown> implements WatchedLease {
    * Returns what the release returned (so a sync release stays sync) and throws what it throws.
    * The caller guarantees the lease is held: this is the single place a resource is given back.
    */
-  finish(destroying: boolean, reason: unknown): unknown {
+  finish(destroying: boolean, reason: unknown, how: string): unknown {
     this.state = RELEASED;
+    this.releasedHow = how;
     if (this.owner !== undefined) this.owner.detach(this);
     else removeUnscoped(this);
     if (this.reportedLong) this.reportReturnedLate();
-    const value = this.value as T;
-    this.value = undefined; // a released lease must not keep its resource reachable
-    return destroying && this.destroyFn !== undefined ? this.destroyFn(value, reason) : this.releaseFn(value);
+    const { value, releaseFn, destroyFn } = this;
+    // A released lease handle may live on in user code: it must not keep the resource, its release
+    // closures, its scope, or (through V8's unformatted stack frames) the acquiring code's objects.
+    this.value = this.releaseFn = this.destroyFn = this.owner = undefined;
+    if (this.raw !== undefined && this.raw.site === undefined) this.raw = undefined;
+    return destroying && destroyFn !== undefined ? destroyFn(value as T, reason) : (releaseFn as (value: T) => unknown)(value as T);
   }
 
   /** The handle was garbage-collected while the lease was held: give the resource back, and say so. */
@@ -107,7 +115,11 @@ export class LeaseState<T = unknown> implements WatchedLease {
       },
       settings.leaks,
     );
-    this.done = settle(() => this.finish(false, undefined));
+    try {
+      this.done = asPromise(this.finish(false, undefined, BY_GC));
+    } catch (error) {
+      this.done = Promise.reject(error);
+    }
     this.done.catch((error: unknown) => warnAsyncReleaseFailure(resource, 'after it was garbage-collected', error));
   }
 
@@ -127,16 +139,11 @@ export class LeaseState<T = unknown> implements WatchedLease {
 
 function warnAsyncReleaseFailure(resource: LeakedResource, when: string, error: unknown): void {
   process.emitWarning(
-    `releasing ${resourceName(resource)} acquired at ${siteText(resource.site)} ${when} failed: ${error instanceof Error ? error.message : String(error)}`,
+    `releasing ${resourceName(resource)} acquired at ${siteText(resource.site)} ${when} failed: ${errorText(error)}`,
     { type: 'ResourceReleaseWarning', code: 'CUSTODIAN_RELEASE_FAILED' },
   );
 }
 
-/** Thrown when `lease.value` is read after the lease was released. */
-export class LeaseReleasedError extends Error {
-  override readonly name = 'LeaseReleasedError';
-  readonly code = 'ERR_CUSTODIAN_LEASE_RELEASED';
-}
 
 /**
  * A handle to one acquired resource. Give it back with `release()` (or `destroy(reason)` when it is
@@ -149,19 +156,21 @@ export class LeaseReleasedError extends Error {
  * await lease.value.read(buffer);
  */
 export class Lease<T> implements AsyncDisposable, Disposable {
-  readonly #s: LeaseState<T>;
+  // Typed without T so that Lease<T> is covariant, like its `value`: a Lease<Connection> is a Lease<object>.
+  readonly #s: LeaseState;
 
   /** @internal Use `scope.track()`, `track()` or a pool's `acquire()`. */
   constructor(state: LeaseState<T>) {
-    this.#s = state;
+    this.#s = state as LeaseState;
   }
 
   /** The resource. Reading it after release throws a `LeaseReleasedError`: that is a use-after-release bug. */
   get value(): T {
     const s = this.#s;
     if (s.state !== HELD) {
+      const site = formatSite(s.raw);
       throw new LeaseReleasedError(
-        `${resourceName(s)} acquired at ${siteText(formatSite(s.raw))} was already released; use its value only while you hold the lease`,
+        `${resourceName(s)}${site === undefined ? '' : ` acquired at ${site}`} ${s.releasedHow ?? BY_CODE}; use its value only while you hold the lease`,
       );
     }
     return s.value as T;
@@ -196,14 +205,22 @@ export class Lease<T> implements AsyncDisposable, Disposable {
   release(): Promise<void> {
     const s = this.#s;
     if (s.state !== HELD) return s.done ?? RESOLVED;
-    return (s.done = settle(() => s.finish(false, undefined)));
+    try {
+      return (s.done = asPromise(s.finish(false, undefined, BY_CODE)));
+    } catch (error) {
+      return (s.done = Promise.reject(error));
+    }
   }
 
   /** Gets rid of a broken resource instead of giving it back. No effect once released. */
   destroy(reason?: unknown): Promise<void> {
     const s = this.#s;
     if (s.state !== HELD) return s.done ?? RESOLVED;
-    return (s.done = settle(() => s.finish(true, reason)));
+    try {
+      return (s.done = asPromise(s.finish(true, reason, BY_CODE)));
+    } catch (error) {
+      return (s.done = Promise.reject(error));
+    }
   }
 
   /** `await using` support: same as `release()`. */
@@ -219,7 +236,7 @@ export class Lease<T> implements AsyncDisposable, Disposable {
   [Symbol.dispose](): void {
     const s = this.#s;
     if (s.state !== HELD) return;
-    const result = s.finish(false, undefined);
+    const result = s.finish(false, undefined, BY_CODE);
     if (isPromiseLike(result)) {
       const resource = s.describe(performance.now());
       s.done = Promise.resolve(result).then(noop);
@@ -254,8 +271,14 @@ export function createLease<T>(
   if (kind !== undefined && typeof kind !== 'string') throw new TypeError(`${where}: option 'kind' must be a string, got ${describe(kind)}`);
   if (label !== undefined && typeof label !== 'string') throw new TypeError(`${where}: option 'label' must be a string, got ${describe(label)}`);
   const state = new LeaseState<T>(value, release, destroy, kind ?? 'resource', label, raw, performance.now(), owner);
-  const lease = new Lease(state);
+  const lease = new Lease<T>(state);
   if (owner !== undefined) owner.attach(state as LeaseState);
-  else addUnscoped(lease, state as LeaseState);
+  else {
+    // V8 keeps an unformatted stack's frames, receivers included: `this.lease = track(...)` would
+    // keep the handle reachable from its own state and the GC backstop would never fire. Formatting
+    // now (~10 µs, only for unscoped leases whose site is recorded) turns the frames into a string.
+    formatSite(raw);
+    addUnscoped(lease, state as LeaseState);
+  }
   return lease;
 }

@@ -8,7 +8,7 @@
  * FinalizationRegistry, so that a lease dropped without release is noticed and its resource given
  * back.
  */
-import { onSettingsChange, settings, type LeakPolicy } from './config.js';
+import { onConfigReset, onSettingsChange, settings, type LeakPolicy } from './config.js';
 import { GrowthTracker, type SiteCount } from './growth.js';
 import { newestFirst, push, remove, type List, type Node } from './list.js';
 import { deliver, plural, resourceLines, resourceName, scopeTitle, siteText, type LeakedResource, type ScopeInfo } from './report.js';
@@ -91,6 +91,7 @@ export function* liveLeases(): Generator<WatchedLease> {
 let timer: NodeJS.Timeout | undefined;
 let lastGrowthSample = 0;
 export const growth = new GrowthTracker();
+onConfigReset(() => growth.clear());
 
 // A coarse clock for scope open times: performance.now() costs ~45 ns here, a quarter of a whole
 // AsyncLocalStorage.run. The sweep refreshes it on every pass, so it is about one sweep period
@@ -141,6 +142,7 @@ export function sweep(): void {
   const now = (clock = performance.now());
   if (roots.tail === undefined && unscoped.tail === undefined) {
     stop(); // nothing to watch: wake() restarts the sweep when something opens
+    growth.clear(); // nothing is outstanding, so nothing is growing: inspect() must not say otherwise
     return;
   }
   if (settings.staleScopeMs > 0) checkStale(now, settings.staleScopeMs);

@@ -4,6 +4,7 @@
  * diagnostics channel and the `onLeak` hook.
  */
 import { channel } from 'node:diagnostics_channel';
+import { inspect } from 'node:util';
 import { onConfigReset, settings, type LeakPolicy } from './config.js';
 import { unknownSite } from './sites.js';
 
@@ -93,8 +94,24 @@ export type LeakReportType = LeakReport['type'];
 
 // --- text -----------------------------------------------------------------------------------------
 
-export function scopeTitle(scope: ScopeInfo): string {
+/** `scope "GET /users/:id" (#41)` or `scope #41`: cheap, for errors and abort reasons. */
+export function scopeTitle(scope: { readonly id: number; readonly name: string | undefined }): string {
   return scope.name === undefined ? `scope #${scope.id}` : `scope "${scope.name}" (#${scope.id})`;
+}
+
+/** The title in reports: an unnamed scope is told apart by where it was opened. */
+export function reportTitle(scope: ScopeInfo): string {
+  return scope.name === undefined && scope.site !== undefined ? `scope #${scope.id} (opened at ${scope.site})` : scopeTitle(scope);
+}
+
+/** Text for any thrown value, even one whose String() throws (a null-prototype object). */
+export function errorText(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  try {
+    return String(error);
+  } catch {
+    return inspect(error, { depth: 1, breakLength: Infinity });
+  }
 }
 
 export function resourceName(r: { kind: string; label: string | undefined }): string {
@@ -159,8 +176,9 @@ const MAX_THROTTLE_KEYS = 1000;
 function throttleKey(report: LeakReport): string {
   switch (report.type) {
     case 'unreleased':
-      return `${report.type}\0${report.scope.name ?? ''}\0${report.resources.map((r) => r.site).join('\0')}`;
+      return `${report.type}\0${report.cancelled}\0${report.scope.name ?? ''}\0${report.resources.map((r) => r.site).join('\0')}`;
     case 'release-timeout':
+      return `${report.type}\0${report.resource.kind}\0${report.resource.label ?? ''}\0${report.resource.site ?? ''}`;
     case 'held-too-long':
     case 'returned-late':
     case 'collected':
@@ -216,7 +234,7 @@ export function deliver(report: LeakReport, policy: LeakPolicy, warn = policy !=
     try {
       hook(report);
     } catch (error) {
-      process.emitWarning(`custodian: the onLeak hook threw while handling a "${report.type}" report: ${String(error)}`, {
+      process.emitWarning(`custodian: the onLeak hook threw while handling a "${report.type}" report: ${errorText(error)}`, {
         type: 'ResourceLeakWarning',
         code: 'CUSTODIAN_ONLEAK_THREW',
       });
@@ -227,8 +245,8 @@ export function deliver(report: LeakReport, policy: LeakPolicy, warn = policy !=
 
 /** Reports that a task failed and releasing its resources failed too (the task's error is rethrown). */
 export function warnReleaseErrors(scope: ScopeInfo, errors: readonly unknown[]): void {
-  const lines = errors.map((e) => `  ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
-  process.emitWarning(`${scopeTitle(scope)} failed, and closing it raised ${plural(errors.length, 'more error')}`, {
+  const lines = errors.map((e) => `  ${errorText(e)}`);
+  process.emitWarning(`${reportTitle(scope)} failed, and closing it raised ${plural(errors.length, 'more error')}`, {
     type: 'ResourceReleaseWarning',
     code: 'CUSTODIAN_RELEASE_FAILED',
     detail: `${lines.join('\n')}\n  the task's own error was rethrown; getReleaseErrors(error) returns these`,

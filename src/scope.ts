@@ -9,13 +9,16 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import { policyRule, settings, type LeakPolicy } from './config.js';
-import { attachReleaseErrors, foldErrors, LeakError, ScopeClosedError, ScopeTimeoutError } from './errors.js';
+import { attachReleaseErrors, foldErrors, LeakError, ScopeClosedError, ScopeTimeoutError, withoutStack } from './errors.js';
 import { createLease, type Lease, type LeaseState, type Owner, type TrackOptions } from './lease.js';
 import { push, remove, type List } from './list.js';
 import { coarseNow, roots, wake, type WatchedEntry, type WatchedScope } from './registry.js';
 import {
   deliver,
+  errorText,
+  LEAK_CHANNEL,
   plural,
+  reportTitle,
   resourceLines,
   resourceName,
   scopeTitle,
@@ -59,8 +62,49 @@ const optionRules = {
   disposeTimeoutMs: rules.ms,
 };
 
-const openChannel = channel('custodian:scope:open');
-const closeChannel = channel('custodian:scope:close');
+/** Names of the diagnostics channels custodian publishes on. */
+export const channels = {
+  /** Every leak report (a `LeakReport`). */
+  leak: LEAK_CHANNEL,
+  /** `{ scope }` when a scope opens. */
+  scopeOpen: 'custodian:scope:open',
+  /** `{ scope, durationMs }` when a scope has closed. */
+  scopeClose: 'custodian:scope:close',
+} as const;
+
+const openChannel = channel(channels.scopeOpen);
+const closeChannel = channel(channels.scopeClose);
+
+/**
+ * One 'abort' listener per outer signal, however many scopes watch it: a long-lived signal shared
+ * by every task (a shutdown signal) must not collect a listener per task, nor trip Node's
+ * MaxListenersExceededWarning at eleven concurrent tasks.
+ */
+const signalWatchers = new WeakMap<AbortSignal, { scopes: Set<Scope>; listener: () => void }>();
+
+function watchSignal(signal: AbortSignal, scope: Scope): void {
+  let watch = signalWatchers.get(signal);
+  if (watch === undefined) {
+    const scopes = new Set<Scope>();
+    const listener = () => {
+      signalWatchers.delete(signal);
+      for (const s of [...scopes]) s.cancel(signal.reason);
+    };
+    watch = { scopes, listener };
+    signalWatchers.set(signal, watch);
+    signal.addEventListener('abort', listener, { once: true });
+  }
+  watch.scopes.add(scope);
+}
+
+function unwatchSignal(signal: AbortSignal, scope: Scope): void {
+  const watch = signalWatchers.get(signal);
+  if (watch === undefined) return;
+  watch.scopes.delete(scope);
+  if (watch.scopes.size > 0) return;
+  signalWatchers.delete(signal);
+  signal.removeEventListener('abort', watch.listener);
+}
 
 /** A cleanup owned by a scope: `defer(fn)`, `adopt(value, release)` or `use(disposable)`. */
 class Finalizer implements WatchedEntry {
@@ -73,10 +117,13 @@ class Finalizer implements WatchedEntry {
     readonly arg: unknown,
     readonly kind: string,
     readonly label: string | undefined,
+    /** A synchronous [Symbol.dispose]: as with `using`, what it returns is ignored. */
+    readonly ignoreResult = false,
   ) {}
 
   run(): unknown {
-    return this.fn.call(this.target, this.arg);
+    const result = this.fn.call(this.target, this.arg);
+    return this.ignoreResult ? undefined : result;
   }
 
   describe(heldMs: number): LeakedResource {
@@ -112,8 +159,8 @@ export class Scope implements AsyncDisposable {
   entries: List<WatchedEntry> = { tail: undefined };
   /** @internal performance.now() at open, within one sweep period (see registry.coarseNow). */
   readonly t0: number;
-  /** @internal Where it was opened. */
-  readonly raw: RawSite | undefined;
+  /** @internal Where it was opened (dropped at close unless formatted: V8 keeps the frames' objects alive). */
+  raw: RawSite | undefined;
   /** @internal When the sweep first saw it open; see registry.checkStale. */
   seenAt = 0;
   /** @internal */
@@ -128,7 +175,8 @@ export class Scope implements AsyncDisposable {
   readonly #disposeTimeoutMs: number | undefined;
   #timer: NodeJS.Timeout | undefined = undefined;
   #outer: AbortSignal | undefined = undefined;
-  #onOuterAbort: (() => void) | undefined = undefined;
+  /** Resolves re-entrant close() calls made while a synchronous close is under way. */
+  #onClosed: (() => void) | undefined = undefined;
   /** Rejects the pending `withScope` wait when the scope is cancelled while its body runs. */
   #interrupt: ((reason: unknown) => void) | undefined = undefined;
   /** True when a timeout or outer signal (here or on an ancestor) can cancel the task from outside. */
@@ -155,25 +203,25 @@ export class Scope implements AsyncDisposable {
     this.#disposeTimeoutMs = options?.disposeTimeoutMs ?? (parent === undefined ? undefined : parent.#disposeTimeoutMs);
     this.#cancellable = options?.timeout !== undefined || options?.signal !== undefined || (parent !== undefined && parent.#cancellable);
     push(parent ?? roots, this);
-    // Opened under a cancelled scope (a plain one stays open until its body settles): start cancelled.
-    if (parent !== undefined && parent.#aborted) this.cancel(parent.#abortReason);
     if (options !== undefined) {
       const { timeout, signal } = options;
       if (timeout !== undefined) {
         this.#timer = setTimeout(() => {
           this.#timer = undefined;
-          this.cancel(new ScopeTimeoutError(`${scopeTitle(this.info())} timed out after ${timeout} ms`, timeout));
+          this.cancel(withoutStack(() => new ScopeTimeoutError(`${scopeTitle(this)} timed out after ${timeout} ms`, timeout)));
         }, timeout);
       }
       if (signal !== undefined) {
         if (signal.aborted) this.cancel(signal.reason);
         else {
           this.#outer = signal;
-          this.#onOuterAbort = () => this.cancel(signal.reason);
-          signal.addEventListener('abort', this.#onOuterAbort, { once: true });
+          watchSignal(signal, this);
         }
       }
     }
+    // Opened under a cancelled scope (a plain one stays open until its body settles): start
+    // cancelled. After the options, so that cancel() also disarms the timer and the listener.
+    if (parent !== undefined && parent.#aborted) this.cancel(parent.#abortReason);
     if (openChannel.hasSubscribers) openChannel.publish({ scope: this });
   }
 
@@ -216,7 +264,7 @@ export class Scope implements AsyncDisposable {
   cancel(reason?: unknown): void {
     if (this.#aborted || this.#state === CLOSED) return;
     this.#aborted = true;
-    this.#abortReason = reason === undefined ? new DOMException(`${scopeTitle(this.info())} was cancelled`, 'AbortError') : reason;
+    this.#abortReason = reason === undefined ? withoutStack(() => new DOMException(`${scopeTitle(this)} was cancelled`, 'AbortError')) : reason;
     this.#stopWatching();
     this.#controller?.abort(this.#abortReason);
     // Cancelling a child can close it at once, which unlinks it: read the next one first.
@@ -228,7 +276,9 @@ export class Scope implements AsyncDisposable {
     const interrupt = this.#interrupt;
     if (interrupt !== undefined) {
       this.#interrupt = undefined;
-      interrupt(this.#abortReason);
+      // The task's releases run now: in its parent's context, not in that of whoever cancelled it
+      // (a request aborting a shared signal must not own another request's cleanups).
+      storage.run(this.parent as Scope, interrupt, this.#abortReason);
     }
   }
 
@@ -259,9 +309,7 @@ export class Scope implements AsyncDisposable {
       );
     }
     const kind = (value as object).constructor?.name || 'disposable';
-    // As with `await using`, what a synchronous [Symbol.dispose] returns is ignored.
-    const run = typeof asyncDispose === 'function' ? (asyncDispose as (this: unknown) => unknown) : callIgnoringResult(dispose as (this: unknown) => unknown);
-    this.#add(new Finalizer(run, value, undefined, kind, undefined), 'use');
+    this.#add(new Finalizer(dispose as (this: unknown) => unknown, value, undefined, kind, undefined, typeof asyncDispose !== 'function'), 'use');
     return value;
   }
 
@@ -314,12 +362,23 @@ export class Scope implements AsyncDisposable {
    * `await using` does) or, under the `throw` policy, a `LeakError`. Calling it again is harmless.
    */
   close(): Promise<void> {
+    if (this.#bodyRunning && this.#state === OPEN && !this.#isCurrent()) {
+      // Closed from outside while its task runs: that is a cancellation (as when a parent closes),
+      // so the task is answered now and what it holds is destroyed, not handed back in use.
+      this.cancel(withoutStack(() => new ScopeClosedError(`${scopeTitle(this)} was closed while its task was still running`)));
+    }
     try {
       const closing = this.#close(false, undefined);
       return closing ?? RESOLVED;
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** True when the code running now is this scope's own task (or one of its children's). */
+  #isCurrent(): boolean {
+    for (let scope = storage.getStore(); scope !== undefined; scope = scope.parent) if (scope === this) return true;
+    return false;
   }
 
   /** `await using` support: same as `close()`. */
@@ -373,7 +432,8 @@ export class Scope implements AsyncDisposable {
         }
       };
       this.#interrupt = (reason) => answer(true, reason);
-      (result as PromiseLike<unknown>).then(
+      // Promise.resolve: a thenable whose then() throws becomes a rejection, not a scope left open.
+      Promise.resolve(result).then(
         (value) => {
           this.#bodyRunning = false;
           if (this.#interrupt === undefined) return; // cancelled earlier: the caller was already answered
@@ -414,11 +474,19 @@ export class Scope implements AsyncDisposable {
       if (failed) throw outcome;
       return outcome;
     }
-    return failed ? closing.then(() => Promise.reject(outcome)) : closing.then(() => outcome);
+    return closing.then(() => {
+      if (failed) throw outcome;
+      return outcome;
+    });
   }
 
   #close(failed: boolean, bodyError: unknown): void | Promise<void> {
-    if (this.#state !== OPEN) return this.#closing;
+    if (this.#state !== OPEN) {
+      // Called again while a synchronous close is still on the stack (from one of its releases):
+      // "done" would be a lie, so hand out a promise that #finish settles.
+      if (this.#closing === undefined && this.#state === CLOSING) this.#closing = new Promise<void>((resolve) => (this.#onClosed = resolve));
+      return this.#closing;
+    }
     this.#state = CLOSING;
     // Decided once: the body may settle while an earlier release is awaited, but what it held was
     // held by a task that was cut off, and stays suspect for the rest of this close.
@@ -439,8 +507,8 @@ export class Scope implements AsyncDisposable {
       this.#timer = undefined;
     }
     if (this.#outer !== undefined) {
-      this.#outer.removeEventListener('abort', this.#onOuterAbort as () => void);
-      this.#outer = this.#onOuterAbort = undefined;
+      unwatchSignal(this.#outer, this);
+      this.#outer = undefined;
     }
   }
 
@@ -454,7 +522,8 @@ export class Scope implements AsyncDisposable {
         continue;
       }
       // A child still open when its parent closes was left running or never closed: stop it.
-      child.cancel(new ScopeClosedError(`${scopeTitle(this.info())} closed while its child ${scopeTitle(child.info())} was still open`));
+      const open = child;
+      child.cancel(withoutStack(() => new ScopeClosedError(`${scopeTitle(this)} closed while its child ${scopeTitle(open)} was still open`)));
       let result: void | Promise<void>;
       try {
         result = child.#close(false, undefined) ?? child.#closing;
@@ -488,7 +557,7 @@ export class Scope implements AsyncDisposable {
     if (entry.isLease) {
       const lease = entry as LeaseState;
       (this.#leaked ??= []).push(lease.describe(performance.now()));
-      const result = lease.finish(this.#destroyHeld, this.#abortReason);
+      const result = lease.finish(this.#destroyHeld, this.#abortReason, `was reclaimed when ${scopeTitle(this)} closed: the lease outlived its task`);
       // A holder calling lease.release() now must wait for this release, not get a resolved promise.
       // Its failure is the scope's to report, so the holder's promise never rejects.
       if (isPromiseLike(result)) lease.done = Promise.resolve(result).then(noop, noop);
@@ -542,7 +611,7 @@ export class Scope implements AsyncDisposable {
         resource,
         timeoutMs,
         message: [
-          `${scopeTitle(info)}: ${what} did not finish within ${timeoutMs} ms (disposeTimeoutMs); the scope stopped waiting and went on`,
+          `${reportTitle(info)}: ${what} did not finish within ${timeoutMs} ms (disposeTimeoutMs); the scope stopped waiting and went on`,
           `  The resource may be stuck (a hung socket or a server that stopped answering) and is likely lost. Look at the release function of this kind; raise disposeTimeoutMs only if releases are legitimately slow.`,
         ].join('\n'),
       },
@@ -559,7 +628,7 @@ export class Scope implements AsyncDisposable {
     if (info !== undefined && this.reportedStale) {
       const ageMs = performance.now() - this.t0;
       deliver(
-        { type: 'stale-scope-closed', scope: info, ageMs, message: `${scopeTitle(info)}, reported stale earlier, closed after ${Math.round(ageMs)} ms` },
+        { type: 'stale-scope-closed', scope: info, ageMs, message: `${reportTitle(info)}, reported stale earlier, closed after ${Math.round(ageMs)} ms` },
         this.leakPolicy(),
       );
     }
@@ -569,13 +638,18 @@ export class Scope implements AsyncDisposable {
     const errors = this.#errors;
     const bodyError = this.#bodyError;
     this.#errors = this.#leaked = this.#bodyError = undefined;
-    if (errors === undefined) return;
-    if (this.#failed) {
+    if (errors !== undefined && this.#failed) {
       attachReleaseErrors(bodyError, errors);
       warnReleaseErrors(this.info(), errors);
-      return;
     }
-    throw foldErrors(errors, scopeTitle(this.info()));
+    // A closed scope may be kept by user code; its unformatted capture would keep V8's frames alive.
+    if (this.raw !== undefined && this.raw.site === undefined) this.raw = undefined;
+    const onClosed = this.#onClosed;
+    if (onClosed !== undefined) {
+      this.#onClosed = undefined;
+      onClosed();
+    }
+    if (errors !== undefined && !this.#failed) throw foldErrors(errors, scopeTitle(this));
   }
 
   #reportLeaks(info: ScopeInfo, leaked: LeakedResource[]): void {
@@ -585,12 +659,12 @@ export class Scope implements AsyncDisposable {
     const cancelled = this.#destroyHeld;
     const message = cancelled
       ? [
-          `${scopeTitle(info)} was cancelled while its task still held ${plural(leaked.length, 'resource')}; they were destroyed, not released`,
+          `${reportTitle(info)} was cancelled while its task still held ${plural(leaked.length, 'resource')}; they were destroyed, not released`,
           ...resourceLines(leaked),
           `  The task did not stop when its signal aborted. Pass scope.signal to what it awaits so that it stops and releases its resources itself.`,
         ].join('\n')
       : [
-          `${scopeTitle(info)} closed with ${plural(leaked.length, 'unreleased resource')} (reclaimed)`,
+          `${reportTitle(info)} closed with ${plural(leaked.length, 'unreleased resource')} (reclaimed)`,
           ...resourceLines(leaked),
           `  Release each one on every path (\`await using lease = ...\`, or lease.release() in a finally block), or let the scope own it with scope.use() / scope.adopt().`,
         ].join('\n');
@@ -610,28 +684,22 @@ export class Scope implements AsyncDisposable {
   }
 
   #closedReason(): ScopeClosedError {
-    return new ScopeClosedError(`${scopeTitle(this.info())} closed`);
+    return withoutStack(() => new ScopeClosedError(`${scopeTitle(this)} closed`));
   }
 
   #closedError(action: string, handedOver = true): ScopeClosedError {
     return new ScopeClosedError(
       handedOver
-        ? `cannot ${action} ${scopeTitle(this.info())}: it is ${this.state}. What was handed over was released at once. Acquire resources while the task runs, or in a longer-lived scope.`
-        : `cannot ${action} ${scopeTitle(this.info())}: it is ${this.state}. This code is running after its task ended.`,
+        ? `cannot ${action} ${scopeTitle(this)}: it is ${this.state}. What was handed over was released at once. Acquire resources while the task runs, or in a longer-lived scope.`
+        : `cannot ${action} ${scopeTitle(this)}: it is ${this.state}. This code is running after its task ended.`,
     );
   }
-}
-
-function callIgnoringResult(fn: (this: unknown) => unknown): (this: unknown) => void {
-  return function (this: unknown) {
-    fn.call(this);
-  };
 }
 
 /** Releases something a closed scope refused; a failure is reported, since there is no one to throw to. */
 function releaseNow(run: () => unknown, what: string): void {
   const warn = (error: unknown) =>
-    process.emitWarning(`releasing ${what} refused by a closed scope failed: ${error instanceof Error ? error.message : String(error)}`, {
+    process.emitWarning(`releasing ${what} refused by a closed scope failed: ${errorText(error)}`, {
       type: 'ResourceReleaseWarning',
       code: 'CUSTODIAN_RELEASE_FAILED',
     });
@@ -653,7 +721,7 @@ export function createScope(
   if (options !== undefined) validateOptions(where, options, optionRules);
   if (parent !== undefined && parent.state !== 'open') {
     throw new ScopeClosedError(
-      `${where}: cannot open a scope inside ${scopeTitle(parent.info())}: it is ${parent.state}. This code is still running after its task ended (a cancelled or abandoned task?).`,
+      `${where}: cannot open a scope inside ${scopeTitle(parent)}: it is ${parent.state}. This code is still running after its task ended (a cancelled or abandoned task?).`,
     );
   }
   return new Scope(options, parent, captureSite(boundary));
@@ -661,4 +729,6 @@ export function createScope(
 
 // Scope is an Owner and a WatchedScope, checked here rather than with `implements`: those
 // interfaces are internal and must not appear in the published declarations.
-const _isOwnerAndWatched = (scope: Scope): Owner & WatchedScope => scope;
+type Implements<T extends Owner & WatchedScope> = T;
+/** @internal */
+export type CheckedScope = Implements<Scope>;

@@ -6,7 +6,7 @@
  * `inspect()` needs the text. The formatted site is the first frame outside custodian and
  * `node_modules`, relative to the working directory: `src/routes/users.ts:42:18`.
  */
-import { sep } from 'node:path';
+import { isAbsolute, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { settings } from './config.js';
 
@@ -36,7 +36,8 @@ const libraryDirs = ['src', 'adapters', `dist${sep}src`, `dist${sep}adapters`].m
 const FRAME = /^\s*at (?:.*? \()?(.*?):(\d+):(\d+)\)?$/;
 
 function isLibraryFile(file: string): boolean {
-  if (file.startsWith('node:') || file.startsWith('internal/') || !file.includes('/')) return true;
+  // Not a path (`node:fs`, `internal/...`, `<anonymous>`, `native`): not the user's line either.
+  if (file.startsWith('node:') || !isAbsolute(file)) return true;
   if (file.includes(`${sep}node_modules${sep}`) || file.includes('/node_modules/')) return true;
   for (const dir of libraryDirs) if (file.startsWith(dir)) return true;
   return false;

@@ -1,4 +1,4 @@
-import { getEventListeners, setMaxListeners } from 'node:events';
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import {
   currentScope,
@@ -546,14 +546,27 @@ describe('outer signal', () => {
   it('removes its listener after sync bodies, failing bodies and timeouts too', async () => {
     const controller = new AbortController();
     const { signal } = controller;
-    setMaxListeners(30, signal); // 20 concurrent scopes below: do not warn about them
     await withScope(() => 1, { signal });
     await rejectionOf(withScope(() => Promise.reject(new Error('failed')), { signal }));
     await rejectionOf(withScope(() => never(), { signal, timeout: 10 }));
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+  });
+
+  it('adds one listener to a shared signal however many tasks watch it, and cancels them all', async () => {
+    const controller = new AbortController();
+    const { signal } = controller;
+    const warnings = collectWarnings();
     const concurrent = Array.from({ length: 20 }, () => withScope(() => sleep(1), { signal }));
-    expect(getEventListeners(signal, 'abort')).toHaveLength(20);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(1); // not 20: no MaxListenersExceededWarning
     await Promise.all(concurrent);
     expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    const reason = new Error('shutdown');
+    const running = Array.from({ length: 3 }, () => withScope(() => never(), { signal }).catch((error: unknown) => error));
+    controller.abort(reason);
+    expect(await Promise.all(running)).toEqual([reason, reason, reason]);
+    await flush();
+    warnings.stop();
+    expect(warnings.warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inspect, LeaseReleasedError, openScope, track, withScope, type LeakReport, type TrackOptions } from '../src/index.js';
+import { inspect, LeaseReleasedError, openScope, track, withScope, type Lease, type LeakReport, type TrackOptions } from '../src/index.js';
 import { collectReports, collectWarnings, flush, useCleanCustodian } from './helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
@@ -247,9 +247,21 @@ describe('value', () => {
     if (!(error instanceof LeaseReleasedError)) return;
     expect(error.name).toBe('LeaseReleasedError');
     expect(error.code).toBe('ERR_CUSTODIAN_LEASE_RELEASED');
-    expect(error.message).toContain('test connection');
-    expect(error.message).toMatch(/test\/lease\.test\.ts:\d+:\d+/);
+    // The acquiring site is not kept after release (V8 would keep the acquiring frames' objects).
+    expect(error.message).toBe('test connection was already released; use its value only while you hold the lease');
     await scope.close();
+  });
+
+  it('says when the lease outlived its task: it was reclaimed by its scope, not released by the code', async () => {
+    let kept: Lease<string> | undefined;
+    await withScope((scope) => {
+      kept = scope.track('conn', { release: () => {}, kind: 'test connection' }); // site:escaped
+    }, { name: 'GET /escape', leaks: 'reclaim' });
+    const error = thrownBy(() => kept?.value);
+    expect(error).toBeInstanceOf(LeaseReleasedError);
+    expect((error as Error).message).toMatch(
+      /^test connection acquired at test\/lease\.test\.ts:\d+:\d+ was reclaimed when scope "GET \/escape" \(#\d+\) closed: the lease outlived its task; use its value only while you hold the lease$/,
+    );
   });
 
   it('throws a LeaseReleasedError after destroy and after the scope reclaimed the lease', async () => {

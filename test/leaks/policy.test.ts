@@ -241,7 +241,7 @@ describe('throw reclaims and makes the scope close reject with a LeakError', () 
     stop();
     expect(getReleaseErrors(error).map((e) => (e as Error).name)).toEqual(['Error', 'LeakError']);
     expect(warnings.map((w) => [w.code, w.message])).toEqual([
-      ['CUSTODIAN_RELEASE_FAILED', `scope #${scopeId} failed, and closing it raised 2 more errors`],
+      ['CUSTODIAN_RELEASE_FAILED', expect.stringMatching(new RegExp(`^scope #${scopeId} \\(opened at test/leaks/policy\\.test\\.ts:\\d+:\\d+\\) failed, and closing it raised 2 more errors$`))],
     ]);
     expect(warnings[0]?.detail?.split('\n')[0]).toBe('  Error: first cleanup failed');
   });

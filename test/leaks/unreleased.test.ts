@@ -134,17 +134,17 @@ describe('the unreleased report names the scope and each resource with its site 
     );
   });
 
-  it('says "1 unreleased resource" (singular) and titles an unnamed scope "scope #ID"', async () => {
+  it('says "1 unreleased resource" (singular) and titles an unnamed scope by where it was opened', async () => {
     const { reports, stop } = collectReports();
     let scopeId = -1;
-    await withScope((scope) => {
+    await withScope((scope) => { // site:unnamed
       scopeId = scope.id;
       track('c', { release: () => {} });
     });
     stop();
     const report = onlyUnreleased(reports);
     expect(report.scope.name).toBeUndefined();
-    expect(report.message.split('\n')[0]).toBe(`scope #${scopeId} closed with 1 unreleased resource (reclaimed)`);
+    expect(report.message.split('\n')[0]).toBe(`scope #${scopeId} (opened at ${siteOf('unnamed', 'withScope')}) closed with 1 unreleased resource (reclaimed)`);
     // kind defaults to "resource", no label
     expect(report.resources.map((r) => [r.kind, r.label])).toEqual([['resource', undefined]]);
   });
