@@ -618,6 +618,32 @@ describe('disposeTimeoutMs: a release that hangs does not hang close', () => {
     expect(timeouts[0]?.resource.kind).toBe('adopted value');
   });
 
+  it('gives each release its own full timeout, and reports every one that hangs', async () => {
+    const { reports, stop } = collectReports();
+    const log: string[] = [];
+    const scope = openScope({ disposeTimeoutMs: 40 });
+    scope.adopt('first stuck', function firstStuck() {
+      return never();
+    });
+    // Slow but in time: each takes 60% of the timeout, so a deadline shared across releases
+    // (not re-armed) would give up on the second one.
+    scope.defer(async function slowTwo() {
+      await sleep(24);
+      log.push('slow two');
+    });
+    scope.defer(async function slowOne() {
+      await sleep(24);
+      log.push('slow one');
+    });
+    scope.adopt('second stuck', function secondStuck() {
+      return never();
+    });
+    await scope.close();
+    stop();
+    expect(log).toEqual(['slow one', 'slow two']);
+    expect(releaseTimeouts(reports).map((r) => r.resource.label)).toEqual(['secondStuck', 'firstStuck']);
+  });
+
   it('names the hung lease and where it was acquired', async () => {
     const { reports, stop } = collectReports();
     const scope = openScope({ disposeTimeoutMs: 20 });
