@@ -3,7 +3,8 @@
  * the code forgot to release is reported with the line that acquired it.
  */
 export { withScope, currentScope, openScope, track } from './context.js';
-export { Scope, channels, type ScopeOptions, type ScopeState } from './scope.js';
+export { Scope, type ScopeOptions, type ScopeState } from './scope.js';
+export { channels, LEAK_CHANNEL } from './channels.js';
 export { Lease, type TrackOptions } from './lease.js';
 export { configure, getConfig, resetConfig, type Config, type Settings, type LeakPolicy, type SiteCapture } from './config.js';
 export { inspect, type Snapshot, type ScopeSnapshot, type SiteSnapshot, type InspectOptions } from './inspect.js';
@@ -17,5 +18,5 @@ export {
   getReleaseErrors,
   type SuppressedErrorLike,
 } from './errors.js';
-export { LEAK_CHANNEL, type LeakReport, type LeakReportType, type LeakedResource, type ScopeInfo } from './report.js';
+export { type LeakReport, type LeakReportType, type LeakedResource, type ScopeInfo } from './report.js';
 export type { GrowthSuspect } from './growth.js';

@@ -5,6 +5,7 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import { inspect } from 'node:util';
+import { channels } from './channels.js';
 import { onConfigReset, settings, type LeakPolicy } from './config.js';
 import { unknownSite } from './sites.js';
 
@@ -153,9 +154,7 @@ export function plural(n: number, word: string): string {
 
 // --- delivery -------------------------------------------------------------------------------------
 
-/** The diagnostics channel every report is published on. */
-export const LEAK_CHANNEL = 'custodian:leak';
-const leakChannel = channel(LEAK_CHANNEL);
+const leakChannel = channel(channels.leak);
 
 const WARNING_CODES: Record<LeakReportType, string> = {
   unreleased: 'CUSTODIAN_UNRELEASED',

@@ -8,15 +8,17 @@
  * no promise is created for work that has none.
  */
 import { channel } from 'node:diagnostics_channel';
+import { channels } from './channels.js';
 import { policyRule, settings, type LeakPolicy } from './config.js';
 import { attachReleaseErrors, foldErrors, LeakError, ScopeClosedError, ScopeTimeoutError, withoutStack } from './errors.js';
 import { createLease, type Lease, type LeaseState, type Owner, type TrackOptions } from './lease.js';
 import { push, remove, type List } from './list.js';
+import { Finalizer } from './finalizer.js';
 import { coarseNow, roots, wake, type WatchedEntry, type WatchedScope } from './registry.js';
+import { unwatchSignal, watchSignal } from './signals.js';
 import {
   deliver,
   errorText,
-  LEAK_CHANNEL,
   plural,
   reportTitle,
   resourceLines,
@@ -62,74 +64,8 @@ const optionRules = {
   disposeTimeoutMs: rules.ms,
 };
 
-/** Names of the diagnostics channels custodian publishes on. */
-export const channels = {
-  /** Every leak report (a `LeakReport`). */
-  leak: LEAK_CHANNEL,
-  /** `{ scope }` when a scope opens. */
-  scopeOpen: 'custodian:scope:open',
-  /** `{ scope, durationMs }` when a scope has closed. */
-  scopeClose: 'custodian:scope:close',
-} as const;
-
 const openChannel = channel(channels.scopeOpen);
 const closeChannel = channel(channels.scopeClose);
-
-/**
- * One 'abort' listener per outer signal, however many scopes watch it: a long-lived signal shared
- * by every task (a shutdown signal) must not collect a listener per task, nor trip Node's
- * MaxListenersExceededWarning at eleven concurrent tasks.
- */
-const signalWatchers = new WeakMap<AbortSignal, { scopes: Set<Scope>; listener: () => void }>();
-
-function watchSignal(signal: AbortSignal, scope: Scope): void {
-  let watch = signalWatchers.get(signal);
-  if (watch === undefined) {
-    const scopes = new Set<Scope>();
-    const listener = () => {
-      signalWatchers.delete(signal);
-      for (const s of [...scopes]) s.cancel(signal.reason);
-    };
-    watch = { scopes, listener };
-    signalWatchers.set(signal, watch);
-    signal.addEventListener('abort', listener, { once: true });
-  }
-  watch.scopes.add(scope);
-}
-
-function unwatchSignal(signal: AbortSignal, scope: Scope): void {
-  const watch = signalWatchers.get(signal);
-  if (watch === undefined) return;
-  watch.scopes.delete(scope);
-  if (watch.scopes.size > 0) return;
-  signalWatchers.delete(signal);
-  signal.removeEventListener('abort', watch.listener);
-}
-
-/** A cleanup owned by a scope: `defer(fn)`, `adopt(value, release)` or `use(disposable)`. */
-class Finalizer implements WatchedEntry {
-  prev: WatchedEntry | undefined = undefined;
-  next: WatchedEntry | undefined = undefined;
-  readonly isLease = false;
-  constructor(
-    readonly fn: (this: unknown, arg: unknown) => unknown,
-    readonly target: unknown,
-    readonly arg: unknown,
-    readonly kind: string,
-    readonly label: string | undefined,
-    /** A synchronous [Symbol.dispose]: as with `using`, what it returns is ignored. */
-    readonly ignoreResult = false,
-  ) {}
-
-  run(): unknown {
-    const result = this.fn.call(this.target, this.arg);
-    return this.ignoreResult ? undefined : result;
-  }
-
-  describe(heldMs: number): LeakedResource {
-    return { kind: this.kind, label: this.label, site: undefined, heldMs };
-  }
-}
 
 let nextId = 1;
 
