@@ -42,8 +42,8 @@ export interface Config {
   growthSamples?: number;
   /**
    * Identical warnings are emitted at most once per this many ms; 0 emits all. Default 10000.
-   * Identical: same report type, kind and site (scope-end leaks: same scope name and resource
-   * sites; stale scopes: same scope name and opening site).
+   * Identical: same report type, kind and site (release timeouts: and label; scope-end leaks:
+   * same scope name, resource sites and `cancelled`; stale scopes: same scope name and opening site).
    */
   warningThrottleMs?: number;
   /** Called with every leak report, whatever the policy. Exceptions it throws are reported, never propagated. */
@@ -124,7 +124,7 @@ export function getConfig(): Settings {
   return { ...settings };
 }
 
-/** Restores every setting to its default (the defaults read `NODE_ENV` again) and forgets which warnings were throttled. */
+/** Restores every setting to its default (the defaults read `NODE_ENV` again), forgets which warnings were throttled and the growth suspects. */
 export function resetConfig(): void {
   Object.assign(settings, defaults());
   for (const fn of resetListeners) fn();

@@ -18,7 +18,8 @@ import { describe } from './validate.js';
  * promise rejects with their error (a `SuppressedError` chain when several failed).
  *
  * Once the scope is cancelled (its `timeout`, its `signal`, `scope.cancel()`, a cancelled or
- * closing parent) the answer is the cancellation reason. A scope with a `timeout` or `signal`
+ * closing parent, `close()` called on it from outside the task) the answer is the cancellation
+ * reason. A scope with a `timeout` or `signal`
  * (its own or an ancestor's) stops waiting at once, closes, and destroys what the still-running
  * body holds; any other scope aborts its `signal` and answers when the body settles (that path
  * saves a promise per task: see docs/decisions.md).

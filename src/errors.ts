@@ -7,6 +7,7 @@ import type { LeakReport } from './report.js';
 /**
  * Thrown when something is acquired into a scope that is closing or closed (the value handed over
  * is released first, so nothing escapes), or when code runs in it, forks it or opens a scope in it.
+ * Also the abort reason of a scope closed while its task still ran (by its parent, or from outside).
  */
 export class ScopeClosedError extends Error {
   override readonly name = 'ScopeClosedError';

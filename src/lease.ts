@@ -191,7 +191,10 @@ export class Lease<T> implements AsyncDisposable, Disposable {
     return this.#s.label;
   }
 
-  /** Where it was acquired (`src/routes/users.ts:42:18`), or `undefined` when not recorded. Formatted on first read. */
+  /**
+   * Where it was acquired (`src/routes/users.ts:42:18`), formatted on first read; `undefined`
+   * when not recorded, or after release unless it was formatted before (a report formats it).
+   */
   get site(): string | undefined {
     return formatSite(this.#s.raw);
   }

@@ -50,8 +50,8 @@ export type LeakReport =
       readonly policy: LeakPolicy;
       /**
        * True when the scope's close started while its body was still running and the scope had
-       * been cancelled (its timeout or signal, `cancel()`, an ancestor's cancellation, or a parent
-       * closing over it): the resources were destroyed, not released, and this is not counted as a
+       * been cancelled (its timeout or signal, `cancel()`, an ancestor's cancellation, a parent
+       * closing over it, or `close()` called from outside the task): the resources were destroyed, not released, and this is not counted as a
        * leak (no `LeakError`). When a plain scope's `withScope` waits for its cancelled body to
        * settle and then closes, the body is no longer running: leftovers are ordinary leaks.
        */

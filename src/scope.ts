@@ -115,7 +115,10 @@ export class Scope implements AsyncDisposable {
   #onClosed: (() => void) | undefined = undefined;
   /** Rejects the pending `withScope` wait when the scope is cancelled while its body runs. */
   #interrupt: ((reason: unknown) => void) | undefined = undefined;
-  /** True when a timeout or outer signal (here or on an ancestor) can cancel the task from outside. */
+  /**
+   * True when a timeout or outer signal (here or on an ancestor) can cancel the task: then
+   * `withScope` races the body so that a cancellation stops the wait at once (see runTask).
+   */
   readonly #cancellable: boolean;
   #bodyRunning = false;
   /** Set when closing starts while a cancelled body still runs: what it holds is destroyed, not released. */
@@ -185,7 +188,7 @@ export class Scope implements AsyncDisposable {
     return controller.signal;
   }
 
-  /** Where the scope was opened (`src/server.ts:12:3`), or `undefined` when not recorded. */
+  /** Where the scope was opened (`src/server.ts:12:3`); `undefined` when not recorded, or after close unless formatted before. */
   get site(): string | undefined {
     return formatSite(this.raw);
   }
@@ -301,6 +304,8 @@ export class Scope implements AsyncDisposable {
    * Closes the scope: cancels and closes its open children, then releases everything it owns,
    * newest first. Resolves when all is released; rejects with the release errors (folded like
    * `await using` does) or, under the `throw` policy, a `LeakError`. Calling it again is harmless.
+   * Called from outside while the scope's `withScope` task still runs, it cancels the task first
+   * (a `ScopeClosedError` reason): what the task holds is then destroyed, not released.
    */
   close(): Promise<void> {
     if (this.#bodyRunning && this.#state === OPEN && !this.#isCurrent()) {

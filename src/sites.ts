@@ -3,7 +3,7 @@
  *
  * Capturing a stack costs 2–4 µs and formatting it 10–18 µs, so capture only records V8's raw
  * frames (`Error.captureStackTrace` on a bare object) and formatting waits until a report or
- * `inspect()` needs the text. The formatted site is the first frame outside custodian and
+ * `inspect()` needs the text (or, for an unscoped lease, its creation: see createLease). The formatted site is the first frame outside custodian and
  * `node_modules`, relative to the working directory: `src/routes/users.ts:42:18`.
  */
 import { isAbsolute, sep } from 'node:path';
