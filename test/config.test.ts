@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { configure, getConfig, LeakError, openScope, resetConfig, type Config, type Settings } from '../src/index.js';
-import { useCleanCustodian } from './helpers.js';
+import { useCleanCustodian, thrownBy } from './helpers.js';
 
 useCleanCustodian();
 
@@ -19,14 +19,6 @@ const DEFAULTS: Settings = {
 };
 
 /** Runs `fn` and returns what it threw (fails the test when it does not throw). */
-function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to throw');
-}
 
 /** Closes a scope holding one unreleased lease: rejects with a LeakError under the `throw` policy. */
 async function closeWithALeak(): Promise<unknown> {

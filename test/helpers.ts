@@ -72,3 +72,13 @@ export function sitesIn(moduleUrl: string): (name: string, callee: string) => st
     return `${file}:${index + 1}:${column + 1}`;
   };
 }
+
+/** What `fn` throws; fails the test when it does not throw. */
+export function thrownBy(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected the call to throw');
+}

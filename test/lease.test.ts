@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { inspect, LeaseReleasedError, openScope, track, withScope, type Lease, type LeakReport, type TrackOptions } from '../src/index.js';
-import { collectReports, collectWarnings, flush, useCleanCustodian } from './helpers.js';
+import { collectReports, collectWarnings, flush, useCleanCustodian, thrownBy } from './helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
 
@@ -13,14 +13,6 @@ function callerLine(): number {
 }
 
 /** Runs `fn` and returns what it threw (fails the test when it does not throw). */
-function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to throw');
-}
 
 /** A release/destroy pair that records calls. */
 function recorder<T>() {

@@ -8,7 +8,7 @@ import {
   type LeakReport,
   type Scope,
 } from '../src/index.js';
-import { collectReports, collectWarnings, flush, openScopeCount, sleep, useCleanCustodian } from './helpers.js';
+import { collectReports, collectWarnings, flush, openScopeCount, sleep, useCleanCustodian, thrownBy } from './helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
 
@@ -29,14 +29,6 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** Runs `fn` and returns what it threw (fails the test when it does not throw). */
-function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to throw');
-}
 
 /** Awaits `promise` and returns its rejection reason (fails the test when it resolves). */
 async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
