@@ -477,7 +477,15 @@ export class Scope implements AsyncDisposable {
         (this.#errors ??= []).push(error);
         result = undefined;
       }
-      if (result !== undefined) return result.then(() => this.#drain(), (error: unknown) => this.#continueAfter(error));
+      if (result !== undefined) {
+        return result.then(
+          () => this.#drain(),
+          (error: unknown) => {
+            (this.#errors ??= []).push(error);
+            return this.#drain();
+          },
+        );
+      }
       child = this.tail as Scope | undefined;
     }
     for (let entry = this.entries.tail; entry !== undefined; entry = this.entries.tail) {
@@ -491,11 +499,6 @@ export class Scope implements AsyncDisposable {
       if (isPromiseLike(result)) return this.#wait(result, entry).then(() => this.#drain());
     }
     return this.#finish();
-  }
-
-  #continueAfter(error: unknown): void | Promise<void> {
-    (this.#errors ??= []).push(error);
-    return this.#drain();
   }
 
   /** Releases one entry. A lease still held here was left behind: reclaimed, or destroyed when the close cut off a cancelled, running body. */

@@ -12,31 +12,9 @@ import {
   type Scope,
   type ScopeOptions,
 } from '../src/index.js';
-import { collectReports, collectWarnings, flush, openScopeCount, sleep, useCleanCustodian } from './helpers.js';
+import { collectReports, collectWarnings, flush, openScopeCount, sleep, useCleanCustodian, never, gate, rejectionOf } from './helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
-
-/** A promise that never settles. */
-const never = () => new Promise<never>(() => {});
-
-/** A promise plus its resolver, to hold a body until the test lets it go. */
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
-
-/** Awaits `promise` and returns its rejection reason (fails the test when it resolves). */
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 /** Settles `promise` or gives up after `ms`: 'hung' means it was still pending. */
 async function within(promise: Promise<unknown>, ms: number): Promise<{ status: 'resolved' | 'rejected' | 'hung'; value?: unknown }> {

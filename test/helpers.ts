@@ -82,3 +82,49 @@ export function thrownBy(fn: () => unknown): unknown {
   }
   throw new Error('expected the call to throw');
 }
+
+/** Awaits `promise` and returns its rejection reason; fails the test when it resolves. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected the promise to reject');
+}
+
+/** A promise that never settles. */
+export const never = () => new Promise<never>(() => {});
+
+/** A promise plus its resolver, to hold a body or a release until the test lets it go. */
+export function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
+  let open!: (value: T) => void;
+  const promise = new Promise<T>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+/** Spins for `ms` without yielding: no timer (the sweep's included) can run in between. */
+export function busyWait(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // spin
+  }
+}
+
+/**
+ * Collects garbage (and lets finalizers run) until `until()` says so, at most `rounds` times.
+ * `until` may deref WeakRefs, which keeps their targets alive to the end of the current job:
+ * so a check and a collection never share a job.
+ */
+export async function collectGarbage(until: () => boolean, rounds = 30): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('run with --expose-gc');
+  for (let i = 0; i < rounds; i++) {
+    await sleep(5);
+    gc();
+    await sleep(5);
+    if (until()) return;
+  }
+}

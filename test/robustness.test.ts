@@ -7,26 +7,9 @@ import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { configure, currentScope, inspect, openScope, track, withScope, type Lease, type Scope } from '../src/index.js';
 import { sweep } from '../src/registry.js';
-import { collectReports, collectWarnings, flush, sleep, useCleanCustodian } from './helpers.js';
+import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, never, collectGarbage, busyWait } from './helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
-
-const never = () => new Promise<never>(() => {});
-
-/**
- * Collects garbage until `until()` says so. `until` may deref WeakRefs, which keeps their targets
- * alive to the end of the current job: so never collect in the same job as a check.
- */
-async function collectGarbage(until: () => boolean): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc === undefined) throw new Error('run with --expose-gc');
-  for (let i = 0; i < 30; i++) {
-    await sleep(5);
-    gc();
-    await sleep(5);
-    if (until()) return;
-  }
-}
 
 describe('the GC backstop sees through the objects that acquired a lease', () => {
   it('collects an unscoped lease stored on the object whose method acquired it (sites: always)', async () => {
@@ -219,10 +202,7 @@ describe('growth suspects', () => {
     const held: Lease<number>[] = [];
     for (let i = 0; i < 4; i++) {
       held.push(track(i, { release: () => {}, kind: 'conn' }));
-      const until = performance.now() + 2;
-      while (performance.now() < until) {
-        // let the lease age past the interval
-      }
+      busyWait(2); // let the lease age past the interval
       sweep();
     }
     expect(inspect().suspects).toHaveLength(1);

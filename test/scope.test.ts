@@ -8,37 +8,15 @@ import {
   type LeakReport,
   type Scope,
 } from '../src/index.js';
-import { collectReports, collectWarnings, flush, openScopeCount, sleep, useCleanCustodian, thrownBy } from './helpers.js';
+import { collectReports, collectWarnings, flush, openScopeCount, sleep, useCleanCustodian, thrownBy, never, gate, rejectionOf } from './helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
-
-/** A promise that never settles. */
-const never = () => new Promise<never>(() => {});
-
-/** A promise plus its resolver, to hold a body or a release until the test lets it go. */
-function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
-  let open!: (value: T) => void;
-  const promise = new Promise<T>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
 }
 
 /** Runs `fn` and returns what it threw (fails the test when it does not throw). */
-
-/** Awaits `promise` and returns its rejection reason (fails the test when it resolves). */
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 function releaseTimeouts(reports: readonly LeakReport[]) {
   return reports.filter((r): r is Extract<LeakReport, { type: 'release-timeout' }> => r.type === 'release-timeout');

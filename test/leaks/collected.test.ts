@@ -5,26 +5,12 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, currentScope, openScope, track, type LeakReport } from '../../src/index.js';
-import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
+import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn, collectGarbage } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
 beforeEach(flush);
 
 const siteOf = sitesIn(import.meta.url);
-
-function gc(): void {
-  const collect = (globalThis as { gc?: () => void }).gc;
-  if (collect === undefined) throw new Error('run with --expose-gc');
-  collect();
-}
-
-/** Collects garbage and lets finalizers run until `done()` or `rounds` rounds have passed. */
-async function collectUntil(done: () => boolean, rounds = 20): Promise<void> {
-  for (let i = 0; i < rounds && !done(); i++) {
-    gc();
-    await sleep(10);
-  }
-}
 
 interface Connection {
   readonly id: number;
@@ -41,7 +27,7 @@ describe('an unscoped lease whose handle is garbage-collected unreleased is repo
     const { reports, stop } = collectReports();
     const given: Connection[] = [];
     acquireAndDrop(given, 7);
-    await collectUntil(() => reports.length > 0 && given.length > 0);
+    await collectGarbage(() => reports.length > 0 && given.length > 0);
     await sleep(10);
     stop();
     expect(given).toEqual([{ id: 7 }]);
@@ -58,7 +44,7 @@ describe('an unscoped lease whose handle is garbage-collected unreleased is repo
     const { reports, stop } = collectReports();
     const given: Connection[] = [];
     for (let id = 1; id <= 5; id++) acquireAndDrop(given, id);
-    await collectUntil(() => given.length >= 5);
+    await collectGarbage(() => given.length >= 5);
     await sleep(10);
     stop();
     expect(given.map((c) => c.id).sort()).toEqual([1, 2, 3, 4, 5]);
@@ -70,7 +56,7 @@ describe('an unscoped lease whose handle is garbage-collected unreleased is repo
     const { warnings, stop } = collectWarnings();
     const given: Connection[] = [];
     acquireAndDrop(given, 1);
-    await collectUntil(() => warnings.some((w) => w.code === 'CUSTODIAN_COLLECTED'));
+    await collectGarbage(() => warnings.some((w) => w.code === 'CUSTODIAN_COLLECTED'));
     stop();
     expect(given).toHaveLength(1);
     expect(warnings.filter((w) => w.code === 'CUSTODIAN_COLLECTED').map((w) => w.name)).toEqual(['ResourceLeakWarning']);
@@ -85,7 +71,7 @@ describe('a released unscoped lease is not reported when collected', () => {
       const lease = track<Connection>({ id: 1 }, { release: (c) => void given.push(c), kind: 'pooled connection' });
       await lease.release();
     })();
-    await collectUntil(() => false, 5);
+    await collectGarbage(() => false, 5);
     stop();
     expect(given).toEqual([{ id: 1 }]);
     expect(reports).toEqual([]);
@@ -98,7 +84,7 @@ describe('a lease held by an open scope is not collected, even if the code dropp
     const given: Connection[] = [];
     const scope = openScope({ name: 'holder' });
     scope.run(() => acquireAndDrop(given, 3));
-    await collectUntil(() => given.length > 0, 5);
+    await collectGarbage(() => given.length > 0, 5);
     expect(given).toEqual([]);
     expect(reports).toEqual([]);
     await scope.close();
@@ -113,7 +99,7 @@ describe('a held unscoped lease whose handle is still referenced is not collecte
     const { reports, stop } = collectReports();
     const given: Connection[] = [];
     const lease = track<Connection>({ id: 9 }, { release: (c) => void given.push(c) });
-    await collectUntil(() => given.length > 0, 5);
+    await collectGarbage(() => given.length > 0, 5);
     expect(given).toEqual([]);
     expect(lease.released).toBe(false);
     expect(lease.value).toEqual({ id: 9 });

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { configure, inspect, track, type Lease, type LeakReport } from '../../src/index.js';
 import { GrowthTracker, type SiteCount } from '../../src/growth.js';
 import { sweep } from '../../src/registry.js';
-import { collectReports, collectWarnings, flush, useCleanCustodian, sitesIn } from '../helpers.js';
+import { collectReports, collectWarnings, flush, useCleanCustodian, sitesIn, busyWait } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim', growthIntervalMs: 1, growthSamples: 3 });
 
@@ -88,13 +88,6 @@ describe('GrowthTracker: a site whose count rose in `samples` consecutive sample
 
 // The sweep timer also samples (every 5 ms here). Between two of our samples it would count the same
 // number and reset the streak, so each scenario acquires, waits and sweeps synchronously.
-function busyWait(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    // spin: a timer must not run in between
-  }
-}
-
 function acquireCacheEntry(held: Lease<number>[]): void {
   held.push(track(held.length, { release: () => {}, kind: 'cache entry' })); // site:grow
 }

@@ -5,20 +5,13 @@
 import { describe, expect, it } from 'vitest';
 import { configure, inspect, openScope, track, type InspectOptions, type Lease } from '../../src/index.js';
 import { sweep } from '../../src/registry.js';
-import { sleep, useCleanCustodian, sitesIn } from '../helpers.js';
+import { sleep, useCleanCustodian, sitesIn, busyWait } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
 
 const siteOf = sitesIn(import.meta.url);
 
 const noop = () => {};
-
-function busyWait(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    // spin: no timer may run in between
-  }
-}
 
 /** User code that acquires a connection: every lease it makes has this line as its site. */
 function acquire(kind: string): Lease<string> {
