@@ -8,6 +8,18 @@ export const channels = {
   scopeOpen: 'custodian:scope:open',
   /** `{ scope, durationMs }` when a scope has closed. */
   scopeClose: 'custodian:scope:close',
+  /** `{ pool, waitMs }` when a pool hands out a resource. */
+  poolAcquire: 'custodian:pool:acquire',
+  /** `{ pool, heldMs }` when a pooled resource is given back (before `reset` runs). */
+  poolRelease: 'custodian:pool:release',
+  /** `{ pool, durationMs, error? }` when a pool's `create` settles (`error` when it failed). */
+  poolCreate: 'custodian:pool:create',
+  /** `{ pool, reason, error? }` when a pool destroys a resource; `reason` says why (see PoolDestroyReason). */
+  poolDestroy: 'custodian:pool:destroy',
+  /** `{ pool, waitMs, stats }` when an acquire gives up after its timeout. */
+  poolTimeout: 'custodian:pool:timeout',
+  /** `{ pool, report }` for every leak report about a resource of the pool (also on `custodian:leak`). */
+  poolLeak: 'custodian:pool:leak',
 } as const;
 
 /** The diagnostics channel every leak report is published on (same as `channels.leak`). */

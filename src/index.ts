@@ -6,11 +6,17 @@ export { withScope, currentScope, openScope, track } from './context.js';
 export { Scope, type ScopeOptions, type ScopeState } from './scope.js';
 export { channels, LEAK_CHANNEL } from './channels.js';
 export { Lease, type TrackOptions } from './lease.js';
+export { createPool, Pool, type PoolStats, type PoolDestroyReason } from './pool.js';
+export type { PoolFactory, PoolOptions, AcquireOptions, PoolCloseOptions } from './pool-options.js';
 export { configure, getConfig, resetConfig, type Config, type Settings, type LeakPolicy, type SiteCapture } from './config.js';
-export { inspect, type Snapshot, type ScopeSnapshot, type SiteSnapshot, type InspectOptions } from './inspect.js';
+export { inspect, type Snapshot, type ScopeSnapshot, type SiteSnapshot, type PoolSnapshot, type InspectOptions } from './inspect.js';
 export {
   LeakError,
   LeaseReleasedError,
+  PoolClosedError,
+  PoolCreateError,
+  PoolFullError,
+  PoolTimeoutError,
   ScopeClosedError,
   ScopeTimeoutError,
   SuppressedError,

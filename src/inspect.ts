@@ -7,6 +7,7 @@ import type { GrowthSuspect } from './growth.js';
 import { newestFirst } from './list.js';
 import { growth, leasesOf, openScopes, unscoped, type WatchedLease } from './registry.js';
 import type { Scope, ScopeState } from './scope.js';
+import { openPools, type PoolStats } from './pool.js';
 import { formatSite } from './sites.js';
 import { rules, validateOptions } from './validate.js';
 
@@ -37,11 +38,18 @@ export interface SiteSnapshot {
   readonly oldestMs: number;
 }
 
+/** A pool that is not closed, with its counts (see `pool.stats()`). */
+export interface PoolSnapshot extends PoolStats {
+  readonly name: string;
+}
+
 /** What `inspect()` returns. */
 export interface Snapshot {
   readonly takenAt: string;
   readonly scopes: { readonly open: number; readonly oldest: readonly ScopeSnapshot[] };
   readonly leases: { readonly outstanding: number; readonly unscoped: number; readonly bySite: readonly SiteSnapshot[] };
+  /** Pools created and not yet closed, in creation order. */
+  readonly pools: readonly PoolSnapshot[];
   readonly suspects: readonly GrowthSuspect[];
 }
 
@@ -53,7 +61,7 @@ export interface InspectOptions {
 
 /**
  * Returns a snapshot of open scopes (oldest first), outstanding leases grouped by site (largest
- * group first) and growth suspects. Formatting sites costs about 10 µs each the first time.
+ * group first), growth suspects and the stats of every open pool. Formatting sites costs about 10 µs each the first time.
  */
 export function inspect(options: InspectOptions = {}): Snapshot {
   validateOptions('inspect()', options, optionRules);
@@ -106,5 +114,6 @@ export function inspect(options: InspectOptions = {}): Snapshot {
     scopes: { open, oldest: scopes.slice(0, maxScopes) },
     leases: { outstanding, unscoped: unscopedCount, bySite: [...sites.values()].sort((a, b) => b.count - a.count) },
     suspects: growth.suspects(settings.growthSamples),
+    pools: [...openPools].map((pool) => ({ name: pool.name, ...pool.stats() })),
   };
 }

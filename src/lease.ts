@@ -38,11 +38,19 @@ export interface Owner {
   leakPolicy(): LeakPolicy;
 }
 
+/** @internal The pool a lease came from, as leases and reports need it. */
+export interface PoolRef {
+  readonly name: string;
+  /** The pool's own `leakThresholdMs`; 0 defers to `configure({ leakThresholdMs })`. */
+  readonly leakThresholdMs: number;
+}
+
 /** @internal Who gave a lease back, for the LeaseReleasedError message. */
 export const BY_CODE = 'was already released';
 const BY_GC = 'was released by custodian after its handle was garbage-collected';
 
-const HELD = 0;
+/** @internal LeaseState.state of a lease not yet given back. */
+export const HELD = 0;
 const RELEASED = 1;
 
 /** A release's result as a promise, without allocating one for a sync success. */
@@ -71,10 +79,18 @@ export class LeaseState<T = unknown> implements WatchedLease {
     public raw: RawSite | undefined,
     readonly t0: number,
     public owner: Owner | undefined,
+    /** The pool it was borrowed from, if any. */
+    readonly pool: PoolRef | undefined = undefined,
   ) {}
 
   describe(now: number): LeakedResource {
-    return { kind: this.kind, label: this.label, site: formatSite(this.raw), heldMs: now - this.t0 };
+    const resource = { kind: this.kind, label: this.label, site: formatSite(this.raw), heldMs: now - this.t0 };
+    return this.pool === undefined ? resource : { ...resource, pool: this.pool.name };
+  }
+
+  /** The held-too-long threshold that applies: its pool's own, else the global one. */
+  thresholdMs(): number {
+    return this.pool !== undefined && this.pool.leakThresholdMs > 0 ? this.pool.leakThresholdMs : settings.leakThresholdMs;
   }
 
   leakPolicy(): LeakPolicy {
@@ -129,8 +145,8 @@ export class LeaseState<T = unknown> implements WatchedLease {
       {
         type: 'returned-late',
         resource,
-        thresholdMs: settings.leakThresholdMs,
-        message: `${resourceName(resource)} acquired at ${siteText(resource.site)} was returned after ${Math.round(resource.heldMs)} ms (reported earlier as held longer than leakThresholdMs ${settings.leakThresholdMs})`,
+        thresholdMs: this.thresholdMs(),
+        message: `${resourceName(resource)} acquired at ${siteText(resource.site)} was returned after ${Math.round(resource.heldMs)} ms (reported earlier as held longer than leakThresholdMs ${this.thresholdMs()})`,
       },
       this.leakPolicy(),
     );
@@ -273,14 +289,19 @@ export function createLease<T>(
   }
   if (kind !== undefined && typeof kind !== 'string') throw new TypeError(`${where}: option 'kind' must be a string, got ${describe(kind)}`);
   if (label !== undefined && typeof label !== 'string') throw new TypeError(`${where}: option 'label' must be a string, got ${describe(label)}`);
-  const state = new LeaseState<T>(value, release, destroy, kind ?? 'resource', label, raw, performance.now(), owner);
+  return openLease(new LeaseState<T>(value, release, destroy, kind ?? 'resource', label, raw, performance.now(), owner));
+}
+
+/** @internal Hands out a lease for a built state: attaches it to its owner scope, or watches it as unscoped. */
+export function openLease<T>(state: LeaseState<T>): Lease<T> {
   const lease = new Lease<T>(state);
+  const owner = state.owner;
   if (owner !== undefined) owner.attach(state as LeaseState);
   else {
     // V8 keeps an unformatted stack's frames, receivers included: `this.lease = track(...)` would
     // keep the handle reachable from its own state and the GC backstop would never fire. Formatting
     // now (~10 µs, only for unscoped leases whose site is recorded) turns the frames into a string.
-    formatSite(raw);
+    formatSite(state.raw);
     addUnscoped(lease, state as LeaseState);
   }
   return lease;

@@ -29,6 +29,8 @@ export interface WatchedLease extends WatchedEntry {
   describe(now: number): LeakedResource;
   /** The leak policy that applies to it: its scope's, else the global one. */
   leakPolicy(): LeakPolicy;
+  /** The held-too-long threshold that applies to it: its pool's own, else the global one. */
+  thresholdMs(): number;
   /** Called when the lease's handle was garbage-collected while the lease was still held. */
   collect(): void;
 }
@@ -192,22 +194,28 @@ function checkStale(now: number, thresholdMs: number): void {
 
 function checkHeld(now: number, thresholdMs: number): void {
   for (const lease of liveLeases()) {
-    if (lease.reportedLong || now - lease.t0 < thresholdMs) continue;
-    lease.reportedLong = true;
-    const resource = lease.describe(now);
-    deliver(
-      {
-        type: 'held-too-long',
-        resource,
-        thresholdMs,
-        message: [
-          `${resourceName(resource)} acquired at ${siteText(resource.site)} has been held for ${Math.round(resource.heldMs)} ms (leakThresholdMs is ${thresholdMs}) and is not released yet`,
-          `  Something holds it longer than expected: a slow operation, a missing release on some path, or a threshold too low for this work. A follow-up is reported when it comes back.`,
-        ].join('\n'),
-      },
-      lease.leakPolicy(),
-    );
+    // A pool with its own leakThresholdMs watches its leases itself (see Pool).
+    if (lease.thresholdMs() === thresholdMs) checkHeldLease(lease, now, thresholdMs);
   }
+}
+
+/** Reports `lease` once if it has been held `thresholdMs` or longer. */
+export function checkHeldLease(lease: WatchedLease, now: number, thresholdMs: number): void {
+  if (lease.reportedLong || now - lease.t0 < thresholdMs) return;
+  lease.reportedLong = true;
+  const resource = lease.describe(now);
+  deliver(
+    {
+      type: 'held-too-long',
+      resource,
+      thresholdMs,
+      message: [
+        `${resourceName(resource)} acquired at ${siteText(resource.site)} has been held for ${Math.round(resource.heldMs)} ms (leakThresholdMs is ${thresholdMs}) and is not released yet`,
+        `  Something holds it longer than expected: a slow operation, a missing release on some path, or a threshold too low for this work. A follow-up is reported when it comes back.`,
+      ].join('\n'),
+    },
+    lease.leakPolicy(),
+  );
 }
 
 function sampleGrowth(now: number): void {

@@ -22,6 +22,8 @@ export interface LeakedResource {
    * `release-timeout` report: how long the cleanup ran before the scope gave up on it.
    */
   readonly heldMs: number;
+  /** The name of the pool it was borrowed from, for pooled resources. */
+  readonly pool?: string;
 }
 
 /** The scope a report is about. */
@@ -80,6 +82,13 @@ export type LeakReport =
   | (ReportBase & { readonly type: 'returned-late'; readonly resource: LeakedResource; readonly thresholdMs: number })
   /** A lease became garbage without being released; its resource was released by custodian. */
   | (ReportBase & { readonly type: 'collected'; readonly resource: LeakedResource })
+  /** A pool's `close()` timed out with resources still borrowed; they were destroyed. */
+  | (ReportBase & {
+      readonly type: 'pool-close';
+      readonly pool: string;
+      readonly timeoutMs: number;
+      readonly resources: readonly LeakedResource[];
+    })
   /** The count of outstanding leases acquired at one site grew in consecutive samples. */
   | (ReportBase & {
       readonly type: 'growth';
@@ -155,6 +164,16 @@ export function plural(n: number, word: string): string {
 // --- delivery -------------------------------------------------------------------------------------
 
 const leakChannel = channel(channels.leak);
+const poolLeakChannel = channel(channels.poolLeak);
+
+/** The pools whose resources a report names (each once). */
+function poolsIn(report: LeakReport): string[] {
+  if (report.type === 'pool-close') return [report.pool];
+  const resources = 'resources' in report ? report.resources : 'resource' in report ? [report.resource] : [];
+  const names: string[] = [];
+  for (const r of resources) if (r.pool !== undefined && !names.includes(r.pool)) names.push(r.pool);
+  return names;
+}
 
 const WARNING_CODES: Record<LeakReportType, string> = {
   unreleased: 'CUSTODIAN_UNRELEASED',
@@ -165,6 +184,7 @@ const WARNING_CODES: Record<LeakReportType, string> = {
   'returned-late': 'CUSTODIAN_RETURNED_LATE',
   collected: 'CUSTODIAN_COLLECTED',
   growth: 'CUSTODIAN_GROWTH',
+  'pool-close': 'CUSTODIAN_POOL_CLOSE',
 };
 
 // Throttle identical warnings: a handler that leaks on every request must not write a warning per
@@ -187,6 +207,8 @@ function throttleKey(report: LeakReport): string {
       return `${report.type}\0${report.scope.name ?? ''}\0${report.scope.site ?? ''}`;
     case 'growth':
       return `${report.type}\0${report.kind}\0${report.site ?? ''}`;
+    case 'pool-close':
+      return `${report.type}\0${report.pool}`;
   }
 }
 
@@ -228,6 +250,7 @@ onConfigReset(resetWarningThrottle);
  */
 export function deliver(report: LeakReport, policy: LeakPolicy, warn = policy !== 'reclaim'): void {
   if (leakChannel.hasSubscribers) leakChannel.publish(report);
+  if (poolLeakChannel.hasSubscribers) for (const pool of poolsIn(report)) poolLeakChannel.publish({ pool, report });
   const hook = settings.onLeak;
   if (hook !== undefined) {
     try {

@@ -12,7 +12,7 @@ import { channels } from './channels.js';
 import { policyRule, settings, type LeakPolicy } from './config.js';
 import { attachReleaseErrors, foldErrors, LeakError, ScopeClosedError, ScopeTimeoutError, withoutStack } from './errors.js';
 import { createLease, type Lease, type LeaseState, type Owner, type TrackOptions } from './lease.js';
-import { push, remove, type List } from './list.js';
+import { push, remove, type List, type Node } from './list.js';
 import { Finalizer } from './finalizer.js';
 import { coarseNow, roots, wake, type WatchedEntry, type WatchedScope } from './registry.js';
 import { unwatchSignal, watchSignal } from './signals.js';
@@ -46,6 +46,15 @@ export interface ScopeOptions {
   leaks?: LeakPolicy | undefined;
   /** How long closing waits for one release, overriding `configure({ disposeTimeoutMs })`. 0 waits forever. */
   disposeTimeoutMs?: number | undefined;
+}
+
+/**
+ * @internal Something waiting on behalf of a scope's task (a pool acquire). When the scope is
+ * cancelled or starts closing, the wait is told at once, so it can give up instead of handing a
+ * resource to a task that is over.
+ */
+export interface ScopeWaiter extends Node {
+  scopeEnded(reason: unknown): void;
 }
 
 /** The state of a scope. */
@@ -101,6 +110,8 @@ export class Scope implements AsyncDisposable {
   seenAt = 0;
   /** @internal */
   reportedStale = false;
+  /** @internal Acquires waiting on behalf of this scope's task (see ScopeWaiter), allocated on first use. */
+  waiters: List<ScopeWaiter> | undefined = undefined;
 
   #state = OPEN;
   #closing: Promise<void> | undefined = undefined;
@@ -211,6 +222,7 @@ export class Scope implements AsyncDisposable {
     this.#abortReason = reason === undefined ? withoutStack(() => new DOMException(`${scopeTitle(this)} was cancelled`, 'AbortError')) : reason;
     this.#stopWatching();
     this.#controller?.abort(this.#abortReason);
+    if (this.waiters !== undefined) this.#endWaits(this.#abortReason);
     // Cancelling a child can close it at once, which unlinks it: read the next one first.
     for (let child = this.tail as Scope | undefined; child !== undefined; ) {
       const older = child.prev as Scope | undefined;
@@ -283,6 +295,33 @@ export class Scope implements AsyncDisposable {
       throw this.#closedError(`track ${options?.kind ?? 'a resource'} in`);
     }
     return createLease('scope.track()', value, options, this, captureSite(Scope.prototype.track));
+  }
+
+  /**
+   * @internal Why this task may acquire nothing more: the cancellation reason, or `undefined`
+   * while the scope is open and not cancelled. (A closing or closed scope: check `state`.)
+   */
+  cancelReason(): unknown {
+    return this.#aborted ? this.#abortReason : undefined;
+  }
+
+  /** @internal Registers a wait made on behalf of this scope's task; `scopeEnded` is called on cancel or close. */
+  addWaiter(waiter: ScopeWaiter): void {
+    push((this.waiters ??= { tail: undefined }), waiter);
+  }
+
+  /** @internal The wait is over (served, timed out, aborted). */
+  removeWaiter(waiter: ScopeWaiter): void {
+    if (this.waiters !== undefined) remove(this.waiters, waiter);
+  }
+
+  /** Tells every waiter the task is over, newest first; each one unlinks itself or is unlinked here. */
+  #endWaits(reason: unknown): void {
+    const list = this.waiters as List<ScopeWaiter>;
+    for (let waiter = list.tail; waiter !== undefined; waiter = list.tail) {
+      remove(list, waiter);
+      waiter.scopeEnded(reason);
+    }
   }
 
   /** @internal The leak policy for this scope: its own, else inherited, else the global one. */
@@ -442,6 +481,7 @@ export class Scope implements AsyncDisposable {
     this.#bodyError = bodyError;
     this.#stopWatching();
     if (this.#controller !== undefined && !this.#aborted) this.#controller.abort(this.#closedReason());
+    if (this.waiters !== undefined) this.#endWaits(this.#aborted ? this.#abortReason : this.#closedReason());
     const result = this.#drain();
     if (result !== undefined) this.#closing = result.then(noop, noop);
     return result;

@@ -57,6 +57,16 @@ describe('custodian:scope:open and custodian:scope:close', () => {
   });
 
   it('names the channels it publishes on', () => {
-    expect(channels).toEqual({ leak: 'custodian:leak', scopeOpen: 'custodian:scope:open', scopeClose: 'custodian:scope:close' });
+    expect(channels).toEqual({
+      leak: 'custodian:leak',
+      scopeOpen: 'custodian:scope:open',
+      scopeClose: 'custodian:scope:close',
+      poolAcquire: 'custodian:pool:acquire',
+      poolRelease: 'custodian:pool:release',
+      poolCreate: 'custodian:pool:create',
+      poolDestroy: 'custodian:pool:destroy',
+      poolTimeout: 'custodian:pool:timeout',
+      poolLeak: 'custodian:pool:leak',
+    });
   });
 });

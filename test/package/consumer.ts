@@ -54,3 +54,25 @@ export async function consumer(): Promise<Snapshot> {
   scope.runTask(() => 1);
   return inspect({ maxScopes: 10 });
 }
+
+// The pool, as a user writes it against the published declarations.
+import { createPool, PoolTimeoutError, type Pool, type PoolStats } from 'custodian';
+
+export async function pooled(): Promise<number> {
+  const pool: Pool<Connection> = createPool(
+    { create: connect, destroy: (c) => c.end(), validate: async (c) => (await c.query('select 1')) === 1, reset: (c) => c.query('rollback') },
+    { name: 'db', max: 4, acquireTimeoutMs: 1_000 },
+  );
+  const stats: PoolStats = pool.stats();
+  try {
+    return await withScope(async () => {
+      await using conn = await pool.acquire({ timeout: 500 });
+      return (await conn.value.query('select 1')) + stats.size + (await pool.use((c) => c.query('select 2')));
+    });
+  } catch (error) {
+    if (error instanceof PoolTimeoutError) return error.waitMs;
+    throw error;
+  } finally {
+    await pool.close({ timeout: 1_000 });
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The part of generic-pool custodian uses, typed. Its published typings omit the constructor that
+ * takes a custom evictor, which is how custodian evicts idle resources down to `min` and retires
+ * them for age (see Pool).
+ */
+import genericPool from 'generic-pool';
+
+/** generic-pool's record of one resource, as its evictor sees it. */
+export interface PooledResource<T> {
+  readonly obj: T;
+}
+
+/** Decides, on each eviction run, whether an idle resource goes. */
+export interface Evictor<T> {
+  evict(config: unknown, resource: PooledResource<T>, availableCount: number): boolean;
+}
+
+/** What custodian calls on a generic-pool Pool. */
+export interface GenericPool<T> {
+  readonly size: number;
+  readonly available: number;
+  readonly borrowed: number;
+  acquire(): Promise<T>;
+  release(resource: T): Promise<void>;
+  destroy(resource: T): Promise<void>;
+  isBorrowedResource(resource: T): boolean;
+  drain(): Promise<void>;
+  clear(): Promise<void>;
+  on(event: 'factoryCreateError' | 'factoryDestroyError', listener: (error: unknown) => void): unknown;
+}
+
+export interface GenericFactory<T> {
+  create(): Promise<T>;
+  destroy(resource: T): Promise<void>;
+}
+
+export interface GenericOptions {
+  max: number;
+  min: number;
+  fifo: boolean;
+  autostart: boolean;
+  evictionRunIntervalMillis: number;
+  numTestsPerEvictionRun: number;
+}
+
+type PoolConstructor = new <T>(
+  evictor: new () => Evictor<T>,
+  deque: unknown,
+  priorityQueue: unknown,
+  factory: GenericFactory<T>,
+  options: GenericOptions,
+) => GenericPool<T>;
+
+const exported = genericPool as unknown as { Pool: PoolConstructor; Deque: unknown; PriorityQueue: unknown };
+
+/** A generic-pool Pool whose idle resources are judged by `evictor`. */
+export function createGenericPool<T>(factory: GenericFactory<T>, options: GenericOptions, evictor: new () => Evictor<T>): GenericPool<T> {
+  return new exported.Pool<T>(evictor, exported.Deque, exported.PriorityQueue, factory, options);
+}

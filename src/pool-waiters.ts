@@ -1,0 +1,144 @@
+/**
+ * The acquires waiting for a resource: a FIFO queue, and the timers that end their waits.
+ *
+ * Acquires that use the pool's own `acquireTimeoutMs` reach their deadlines in the order they
+ * queued, so one timer per queue serves them all, armed for the oldest; it is unref'd while nobody
+ * waits instead of being cleared, so a busy pool does not pay a setTimeout per acquire. An acquire
+ * with its own `timeout` gets its own timer.
+ */
+import type { Node } from './list.js';
+import type { Scope, ScopeWaiter } from './scope.js';
+import type { RawSite } from './sites.js';
+
+/** What the queue tells the pool. */
+export interface WaitOwner {
+  /** The waiter's deadline passed. */
+  expire(waiter: Waiter): void;
+  /** The waiter's signal aborted, or its scope was cancelled or closed. */
+  giveUp(waiter: Waiter, reason: unknown): void;
+}
+
+/** One acquire waiting for a resource. */
+export class Waiter implements ScopeWaiter {
+  // Links in the scope's list of waits.
+  prev: Node | undefined = undefined;
+  next: Node | undefined = undefined;
+  // Links in the pool's queue.
+  before: Waiter | undefined = undefined;
+  after: Waiter | undefined = undefined;
+  queued = false;
+  timer: NodeJS.Timeout | undefined = undefined;
+
+  constructor(
+    readonly owner: WaitOwner,
+    /** The scope the lease will belong to: the acquirer's, whoever releases the resource. */
+    readonly scope: Scope | undefined,
+    readonly raw: RawSite | undefined,
+    /** performance.now() when the acquire started. */
+    readonly t0: number,
+    /** performance.now() after which it fails; Infinity for none. */
+    readonly deadline: number,
+    /** True when the acquire has its own timeout (and timer). */
+    readonly ownTimeout: boolean,
+    readonly signal: AbortSignal | undefined,
+    readonly resolve: (value: never) => void,
+    readonly reject: (reason: unknown) => void,
+  ) {}
+
+  scopeEnded(reason: unknown): void {
+    this.owner.giveUp(this, reason);
+  }
+
+  /** The signal's 'abort' listener (an object listener: no closure per acquire). */
+  handleEvent(): void {
+    this.owner.giveUp(this, (this.signal as AbortSignal).reason);
+  }
+}
+
+/** FIFO of waiters with O(1) removal from anywhere (a timed-out or aborted one leaves from the middle). */
+export class WaitQueue {
+  head: Waiter | undefined = undefined;
+  tail: Waiter | undefined = undefined;
+  length = 0;
+  #timer: NodeJS.Timeout | undefined = undefined;
+  #timerDue = Infinity;
+
+  constructor(readonly owner: WaitOwner) {}
+
+  /** Queues `waiter` and starts watching its deadline, signal and scope. */
+  push(waiter: Waiter): void {
+    const tail = this.tail;
+    waiter.before = tail;
+    if (tail === undefined) this.head = waiter;
+    else tail.after = waiter;
+    this.tail = waiter;
+    waiter.queued = true;
+    this.length++;
+    if (waiter.deadline !== Infinity) {
+      if (waiter.ownTimeout) waiter.timer = setTimeout(() => this.owner.expire(waiter), Math.max(1, waiter.deadline - waiter.t0));
+      else this.#arm(waiter.deadline);
+    }
+    if (waiter.signal !== undefined) waiter.signal.addEventListener('abort', waiter, { once: true });
+    if (waiter.scope !== undefined) waiter.scope.addWaiter(waiter);
+  }
+
+  /** Takes the oldest waiter out (or none), and stops watching it. */
+  shift(): Waiter | undefined {
+    const waiter = this.head;
+    if (waiter !== undefined) this.remove(waiter);
+    return waiter;
+  }
+
+  /** Takes `waiter` out wherever it is, and stops watching it. Returns false if it was not queued. */
+  remove(waiter: Waiter): boolean {
+    if (!waiter.queued) return false;
+    waiter.queued = false;
+    const { before, after } = waiter;
+    if (before === undefined) this.head = after;
+    else before.after = after;
+    if (after === undefined) this.tail = before;
+    else after.before = before;
+    waiter.before = waiter.after = undefined;
+    if (--this.length === 0 && this.#timer !== undefined) this.#timer.unref();
+    if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+    if (waiter.signal !== undefined) waiter.signal.removeEventListener('abort', waiter);
+    if (waiter.scope !== undefined) waiter.scope.removeWaiter(waiter);
+    return true;
+  }
+
+  /** Stops the shared timer (the pool closed). */
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerDue = Infinity;
+  }
+
+  #arm(due: number): void {
+    const timer = this.#timer;
+    if (timer !== undefined && this.#timerDue <= due) {
+      timer.ref(); // armed early enough already; it may have been unref'd while the queue was empty
+      return;
+    }
+    if (timer !== undefined) clearTimeout(timer);
+    this.#timerDue = due;
+    this.#timer = setTimeout(this.#fire, Math.max(1, Math.ceil(due - performance.now())));
+  }
+
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    this.#timerDue = Infinity;
+    const now = performance.now();
+    for (let waiter = this.head; waiter !== undefined; ) {
+      const after = waiter.after;
+      if (!waiter.ownTimeout && waiter.deadline !== Infinity) {
+        // Shared-timer waiters queued in deadline order: the first one not due ends the pass.
+        if (waiter.deadline > now) {
+          this.#arm(waiter.deadline);
+          return;
+        }
+        this.owner.expire(waiter);
+      }
+      waiter = after;
+    }
+  };
+}

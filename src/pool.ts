@@ -1,0 +1,712 @@
+/**
+ * A resource pool on generic-pool whose leases belong to the task that acquired them.
+ *
+ * generic-pool keeps the resources: the idle set, creation up to `max`, `min`, eviction. custodian
+ * keeps the waiters, because every requirement about them is one generic-pool gets wrong: an
+ * acquire that gives up (timeout, abort, its task ended) must leave at once and never receive a
+ * resource later; a failing `create` must fail the waiters instead of being retried in a loop; a
+ * resource must reach its waiter as a lease of the waiter's scope, whoever released it. So an
+ * acquire is queued here, and generic-pool is asked for a resource only when one can be had
+ * (an idle one, or room to create one); what it gives goes to the oldest waiter still waiting.
+ * A released resource goes straight to the oldest waiter, else back to generic-pool.
+ */
+import { channel } from 'node:diagnostics_channel';
+import { channels } from './channels.js';
+import { PoolClosedError, PoolCreateError, PoolFullError, PoolTimeoutError, ScopeClosedError, withoutStack } from './errors.js';
+import { createGenericPool, type Evictor, type GenericPool, type PooledResource } from './generic-pool.js';
+import { HELD, LeaseState, openLease, type Lease, type PoolRef } from './lease.js';
+import { push, remove, type List, type Node } from './list.js';
+import {
+  acquireRules,
+  closeRules,
+  resolvePoolOptions,
+  type AcquireOptions,
+  type PoolCloseOptions,
+  type PoolFactory,
+  type PoolOptions,
+  type ResolvedPoolOptions,
+} from './pool-options.js';
+import { Waiter, WaitQueue, type WaitOwner } from './pool-waiters.js';
+import { checkHeldLease } from './registry.js';
+import { deliver, errorText, plural, resourceLines, scopeTitle, siteText, type LeakedResource } from './report.js';
+import { isPromiseLike, noop, RESOLVED } from './promises.js';
+import { settings } from './config.js';
+import { captureSite, type RawSite } from './sites.js';
+import { storage } from './storage.js';
+import { describe, validateOptions } from './validate.js';
+
+/** What `pool.stats()` returns. */
+export interface PoolStats {
+  /** Resources that exist or are being created: `available` + `borrowed` + those being created or checked. */
+  readonly size: number;
+  /** Idle resources, ready to hand out. */
+  readonly available: number;
+  /** Resources held by leases (including those being `reset` after release). */
+  readonly borrowed: number;
+  /** Acquires waiting for a resource. */
+  readonly pending: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** Why a pool destroyed a resource, as the `custodian:pool:destroy` event says. */
+export type PoolDestroyReason =
+  | 'destroyed'
+  | 'max-uses'
+  | 'max-lifetime'
+  | 'idle'
+  | 'validate-failed'
+  | 'reset-failed'
+  | 'closed';
+
+const acquireChannel = channel(channels.poolAcquire);
+const releaseChannel = channel(channels.poolRelease);
+const createChannel = channel(channels.poolCreate);
+const destroyChannel = channel(channels.poolDestroy);
+const timeoutChannel = channel(channels.poolTimeout);
+
+const OPEN = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+/** Each resource's maxLifetimeMs is shortened by up to this share, so that resources made together do not expire together. */
+const LIFETIME_JITTER = 0.1;
+
+/** Pools not yet closed, for inspect(). */
+export const openPools = new Set<Pool<unknown>>();
+
+/** One resource as this pool keeps it. generic-pool holds slots, so any value (even a primitive) can be pooled. */
+class Slot<T> implements Node {
+  prev: Node | undefined = undefined;
+  next: Node | undefined = undefined;
+  uses = 0;
+  /** performance.now() of creation or last return to the idle set. */
+  idleSince: number;
+  /** The lease holding it now. */
+  lease: LeaseState<T> | undefined = undefined;
+  /** Set before generic-pool is asked to destroy it; the destroy event reports it. */
+  retireReason: PoolDestroyReason | undefined = undefined;
+  /** The error that made it go (a failed reset, `lease.destroy(reason)`), for the destroy event. */
+  retireCause: unknown = undefined;
+
+  constructor(
+    readonly value: T,
+    readonly createdAt: number,
+    readonly expiresAt: number,
+    /** Created while acquires waited: handed out as it is, without validation. */
+    readonly onDemand: boolean,
+    /** For a failed create: the error (a slot that only carries the failure through generic-pool). */
+    readonly failure: { readonly error: unknown } | undefined,
+    /** The release and destroy functions of its leases, made once per slot rather than per lease. */
+    readonly release: (value: T) => unknown,
+    readonly destroy: (value: T, reason: unknown) => unknown,
+  ) {
+    this.idleSince = createdAt;
+  }
+}
+
+/**
+ * A pool of resources whose leases belong to the scope that acquired them. Create one with
+ * `createPool`.
+ *
+ * @example
+ * const pool = createPool({ create: () => connect(url), destroy: (c) => c.close() }, { name: 'db', max: 10 });
+ * await withScope(async () => {
+ *   await using conn = await pool.acquire();
+ *   await conn.value.query('select 1');
+ * });
+ */
+export class Pool<T> implements AsyncDisposable {
+  /** The pool's name, as errors, reports and events show it. */
+  readonly name: string;
+  readonly #factory: PoolFactory<T>;
+  readonly #o: ResolvedPoolOptions;
+  readonly #ref: PoolRef;
+  readonly #gp: GenericPool<Slot<T>>;
+  readonly #queue: WaitQueue;
+  /** generic-pool acquires under way, plus slots being validated: resources on their way to waiters. */
+  #requested = 0;
+  /** Slots held by leases or being reset after release. */
+  #borrowed = 0;
+  /** Slots carrying a create failure that generic-pool still counts. */
+  readonly #failed = new Set<Slot<T>>();
+  #lastCreateError: { readonly error: unknown; readonly at: number } | undefined = undefined;
+  /** Slots held by leases, newest at the tail. */
+  readonly #leased: List<Slot<T>> = { tail: undefined };
+  #heldTimer: NodeJS.Timeout | undefined = undefined;
+  #state = OPEN;
+  #closing: Promise<void> | undefined = undefined;
+  #drained: (() => void) | undefined = undefined;
+
+  /** @internal Use `createPool`. */
+  constructor(factory: PoolFactory<T>, options: PoolOptions | undefined) {
+    const o = (this.#o = resolvePoolOptions(factory, options));
+    this.name = o.name;
+    this.#factory = factory;
+    this.#ref = { name: o.name, leakThresholdMs: o.leakThresholdMs };
+    const owner: WaitOwner = { expire: (w) => this.#expire(w), giveUp: (w, reason) => this.#giveUp(w, reason) };
+    this.#queue = new WaitQueue(owner);
+    const evictionMs = [o.idleTimeoutMs, o.maxLifetimeMs].filter((ms) => ms > 0);
+    const shouldEvict = (slot: Slot<T>) => this.#shouldEvict(slot);
+    this.#gp = createGenericPool<Slot<T>>(
+      { create: () => this.#create(), destroy: (slot) => this.#destroy(slot) },
+      {
+        max: o.max,
+        min: o.min,
+        fifo: false, // LIFO: the busiest resources stay warm, the rest go idle and can be evicted
+        autostart: true,
+        evictionRunIntervalMillis: evictionMs.length === 0 ? 0 : Math.max(5, Math.min(1000, Math.floor(Math.min(...evictionMs) / 2))),
+        numTestsPerEvictionRun: o.max,
+      },
+      class implements Evictor<Slot<T>> {
+        evict(_config: unknown, resource: PooledResource<Slot<T>>): boolean {
+          return shouldEvict(resource.obj);
+        }
+      },
+    );
+    // generic-pool emits these too; custodian reports them itself (events, errors), so they are not lost.
+    this.#gp.on('factoryCreateError', noop);
+    this.#gp.on('factoryDestroyError', noop);
+    openPools.add(this as Pool<unknown>);
+  }
+
+  /**
+   * Borrows a resource. The lease belongs to the current scope: give it back with `release()` or
+   * `await using`, or the scope reclaims it at its end and reports the leak with this line.
+   * Rejects with `PoolTimeoutError` after `timeout` (default: the pool's `acquireTimeoutMs`), the
+   * signal's reason when `signal` aborts, the scope's reason when the scope is cancelled or closes
+   * meanwhile, `PoolFullError` when `maxWaiting` acquires already wait, `PoolCreateError` when
+   * creating a resource failed and nothing else could serve it, `PoolClosedError` once `close()` began.
+   */
+  acquire(options?: AcquireOptions): Promise<Lease<T>> {
+    return this.#acquire(options, captureSite(Pool.prototype.acquire));
+  }
+
+  /**
+   * Runs `fn` with a borrowed resource and gives it back when `fn` settles, whatever happens. `fn`
+   * also gets the lease: call `lease.destroy(err)` when the resource turned out broken.
+   */
+  async use<R>(fn: (resource: T, lease: Lease<T>) => R | PromiseLike<R>, options?: AcquireOptions): Promise<Awaited<R>> {
+    if (typeof fn !== 'function') throw new TypeError(`pool.use(): fn must be a function, got ${describe(fn)}`);
+    const lease = await this.#acquire(options, captureSite(Pool.prototype.use));
+    try {
+      return await fn(lease.value, lease);
+    } finally {
+      await lease.release();
+    }
+  }
+
+  /** Counts, right now. `size` never exceeds `max`. */
+  stats(): PoolStats {
+    let failed = 0;
+    let failedIdle = 0;
+    for (const slot of this.#failed) {
+      failed++;
+      if (!this.#gp.isBorrowedResource(slot)) failedIdle++;
+    }
+    return {
+      size: this.#gp.size - failed,
+      available: this.#gp.available - failedIdle,
+      borrowed: this.#borrowed,
+      pending: this.#queue.length,
+      min: this.#o.min,
+      max: this.#o.max,
+    };
+  }
+
+  /**
+   * Closes the pool: acquires fail with `PoolClosedError` from now on (those waiting, too); waits
+   * up to `timeout` ms (default 10000; 0: forever) for borrowed resources to come back, then
+   * destroys those still out (and reports them, with where they were acquired) and every idle one.
+   * Resolves when all are destroyed. Calling it again returns the same promise.
+   */
+  close(options?: PoolCloseOptions): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    try {
+      validateOptions('pool.close()', options, closeRules);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#state = CLOSING;
+    openPools.delete(this as Pool<unknown>);
+    const reason = () => new PoolClosedError(`pool "${this.name}" was closed while this acquire waited`, this.name);
+    for (let w = this.#queue.shift(); w !== undefined; w = this.#queue.shift()) w.reject(reason());
+    this.#queue.stop();
+    return (this.#closing = this.#shutDown(options?.timeout ?? 10_000));
+  }
+
+  /** `await using pool = createPool(...)`: same as `close()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // --- acquiring -----------------------------------------------------------------------------------
+
+  #acquire(options: AcquireOptions | undefined, raw: RawSite | undefined): Promise<Lease<T>> {
+    if (this.#state !== OPEN) {
+      return Promise.reject(new PoolClosedError(`pool.acquire(): pool "${this.name}" is closed; it hands out nothing more`, this.name));
+    }
+    let timeoutMs = this.#o.acquireTimeoutMs;
+    let ownTimeout = false;
+    let signal: AbortSignal | undefined;
+    if (options !== undefined) {
+      try {
+        validateOptions('pool.acquire()', options, acquireRules);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      signal = options.signal;
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      if (options.timeout !== undefined) {
+        timeoutMs = options.timeout;
+        ownTimeout = true;
+      }
+    }
+    const scope = storage.getStore();
+    if (scope !== undefined) {
+      if (scope.state !== 'open') {
+        return Promise.reject(
+          new ScopeClosedError(
+            `pool.acquire(): cannot acquire a ${this.#o.kind} from pool "${this.name}" in ${scopeTitle(scope)}: it is ${scope.state}. This code is running after its task ended.`,
+          ),
+        );
+      }
+      const reason = scope.cancelReason();
+      if (reason !== undefined) return Promise.reject(reason);
+    }
+    // Room for this acquire: idle resources and room to create are counted by `max - borrowed - requested`.
+    const uncovered = this.#queue.length + 1 - this.#requested - Math.max(0, this.#o.max - this.#borrowed - this.#requested);
+    if (uncovered > this.#o.maxWaiting) {
+      return Promise.reject(
+        new PoolFullError(
+          `pool.acquire(): pool "${this.name}" is full: all ${this.#o.max} ${this.#o.kind}s are borrowed and ${this.#queue.length} acquires already wait (maxWaiting is ${this.#o.maxWaiting})`,
+          this.name,
+        ),
+      );
+    }
+    const t0 = performance.now();
+    return new Promise<Lease<T>>((resolve, reject) => {
+      const waiter = new Waiter(
+        this.#queue.owner,
+        scope,
+        raw,
+        t0,
+        timeoutMs > 0 ? t0 + timeoutMs : Infinity,
+        ownTimeout,
+        signal,
+        resolve as (value: never) => void,
+        reject,
+      );
+      this.#queue.push(waiter);
+      this.#pump();
+    });
+  }
+
+  /** Asks generic-pool for as many resources as there are waiters not yet covered (at most `limit`), within `max`. */
+  #pump(limit = Infinity): void {
+    const room = this.#o.max - this.#borrowed - this.#requested;
+    for (let n = Math.min(this.#queue.length - this.#requested, room, limit); n > 0; n--) {
+      this.#requested++;
+      this.#gp.acquire().then(this.#onSlot, this.#onRequestFailed);
+    }
+  }
+
+  /** generic-pool gave a slot for one of our requests. */
+  readonly #onSlot = (slot: Slot<T>): void => {
+    if (slot.failure !== undefined) {
+      this.#requested--;
+      void this.#gp.destroy(slot);
+      if (this.#state === OPEN) this.#createFailed(slot.idleSince, slot.failure.error);
+      else this.#checkDrained();
+      return;
+    }
+    if (this.#state !== OPEN || this.#queue.length === 0) {
+      this.#requested--;
+      this.#putBack(slot);
+      return;
+    }
+    const now = performance.now();
+    if (slot.expiresAt <= now) {
+      this.#requested--;
+      this.#retire(slot, 'max-lifetime');
+      this.#pump();
+      return;
+    }
+    const validate = this.#factory.validate;
+    if (validate !== undefined && !(slot.onDemand && slot.uses === 0) && now - slot.idleSince >= this.#o.validateAfterIdleMs) {
+      this.#validate(slot, validate);
+      return;
+    }
+    this.#requested--;
+    this.#handOut(slot, now);
+    // A create worked: if waiters remain that no request covers (a failure held them back), try for them now.
+    if (this.#queue.length > this.#requested) this.#pump();
+  };
+
+  readonly #onRequestFailed = (): void => {
+    // generic-pool rejects an acquire only when draining, which custodian does only after its requests settled.
+    this.#requested--;
+    this.#checkDrained();
+  };
+
+  #validate(slot: Slot<T>, validate: (resource: T) => boolean | PromiseLike<boolean>): void {
+    const verdict = (ok: unknown) => {
+      this.#requested--;
+      if (ok === true) {
+        if (this.#state === OPEN) this.#handOut(slot, performance.now());
+        else this.#putBack(slot);
+        return;
+      }
+      this.#retire(slot, 'validate-failed');
+      this.#pump();
+    };
+    let result: unknown;
+    try {
+      result = storage.exit(validate, slot.value);
+    } catch {
+      verdict(false);
+      return;
+    }
+    if (isPromiseLike(result)) Promise.resolve(result).then(verdict, () => verdict(false));
+    else verdict(result);
+  }
+
+  /** Gives `slot` to the oldest waiter, as a lease of the waiter's scope; with no waiter, back to the idle set. */
+  #handOut(slot: Slot<T>, now: number): void {
+    const waiter = this.#queue.shift();
+    if (waiter === undefined) {
+      this.#putBack(slot);
+      return;
+    }
+    slot.uses++;
+    this.#borrowed++;
+    const o = this.#o;
+    const state = new LeaseState<T>(slot.value, slot.release, slot.destroy, o.kind, this.name, waiter.raw, now, waiter.scope, this.#ref);
+    slot.lease = state;
+    push(this.#leased, slot);
+    if (o.leakThresholdMs > 0 && this.#heldTimer === undefined) this.#watchHeld();
+    const lease = openLease(state);
+    if (acquireChannel.hasSubscribers) acquireChannel.publish({ pool: this.name, waitMs: now - waiter.t0 });
+    (waiter.resolve as (lease: Lease<T>) => void)(lease);
+  }
+
+  /** The waiter's deadline passed. */
+  #expire(waiter: Waiter): void {
+    if (!this.#queue.remove(waiter)) return;
+    const waitMs = performance.now() - waiter.t0;
+    const stats = this.stats();
+    if (timeoutChannel.hasSubscribers) timeoutChannel.publish({ pool: this.name, waitMs, stats });
+    const failure = this.#lastCreateError;
+    const createFailed = failure !== undefined && failure.at >= waiter.t0;
+    const o = this.#o;
+    const message = [
+      `pool.acquire(): no ${o.kind} from pool "${this.name}" within ${Math.round(waitMs)} ms (${waiter.ownTimeout ? 'the acquire\'s timeout' : 'acquireTimeoutMs'}); ${stats.borrowed} of ${o.max} borrowed, ${stats.available} idle, ${stats.pending} more waiting.`,
+      createFailed
+        ? ` Creating one failed ${Math.round(performance.now() - failure.at)} ms ago (see cause): is the server up?`
+        : stats.borrowed >= o.max
+          ? ` Every one is borrowed: the pool is too small for the load, or leases are not given back (${this.#longestHeld()}).`
+          : ' Creating or validating one is taking this long: is the server slow to answer?',
+    ].join('');
+    waiter.reject(new PoolTimeoutError(message, this.name, waitMs, createFailed ? { cause: failure.error } : undefined));
+  }
+
+  /** The longest-held leases, for a timeout message: who to look at. */
+  #longestHeld(): string {
+    const now = performance.now();
+    const held: LeakedResource[] = [];
+    for (let slot = this.#leased.tail as Slot<T> | undefined; slot !== undefined; slot = slot.prev as Slot<T> | undefined) {
+      if (slot.lease !== undefined) held.push(slot.lease.describe(now));
+    }
+    held.sort((a, b) => b.heldMs - a.heldMs);
+    const top = held.slice(0, 3).map((r) => `${siteText(r.site)} for ${Math.round(r.heldMs)} ms`);
+    return top.length === 0 ? 'none is held by a lease right now' : `held longest: ${top.join(', ')}`;
+  }
+
+  /** The waiter's signal aborted, or its scope was cancelled or closed. */
+  #giveUp(waiter: Waiter, reason: unknown): void {
+    if (this.#queue.remove(waiter)) waiter.reject(reason);
+  }
+
+  // --- creating ------------------------------------------------------------------------------------
+
+  /** generic-pool's create: never rejects while our requests wait (generic-pool would retry at once, in a loop). */
+  #create(): Promise<Slot<T>> {
+    const t0 = performance.now();
+    const onDemand = this.#requested > 0;
+    let made: unknown;
+    try {
+      made = storage.exit(() => this.#factory.create());
+    } catch (error) {
+      made = Promise.reject(error);
+    }
+    return Promise.resolve(made).then(
+      (value) => {
+        const now = performance.now();
+        this.#lastCreateError = undefined;
+        if (createChannel.hasSubscribers) createChannel.publish({ pool: this.name, durationMs: now - t0 });
+        const lifetime = this.#o.maxLifetimeMs;
+        return this.#slot(value as T, now, lifetime > 0 ? now + lifetime * (1 - LIFETIME_JITTER * Math.random()) : Infinity, onDemand, undefined);
+      },
+      (error: unknown) => {
+        const now = performance.now();
+        this.#lastCreateError = { error, at: now };
+        if (createChannel.hasSubscribers) createChannel.publish({ pool: this.name, durationMs: now - t0, error });
+        if (this.#requested === 0) throw error; // nobody waits: generic-pool reports it and does not retry
+        // A failed slot travels through generic-pool to the request, which ends generic-pool's wait.
+        const slot = this.#slot(undefined as T, now, Infinity, false, { error });
+        this.#failed.add(slot);
+        return slot;
+      },
+    );
+  }
+
+  #slot(value: T, now: number, expiresAt: number, onDemand: boolean, failure: { error: unknown } | undefined): Slot<T> {
+    const slot: Slot<T> = new Slot<T>(
+      value,
+      now,
+      expiresAt,
+      onDemand,
+      failure,
+      () => this.#return(slot),
+      (_value, reason) => this.#return(slot, true, reason),
+    );
+    return slot;
+  }
+
+  /**
+   * A create failed (at `failedAt`). If nothing else can serve the waiters — no resource borrowed
+   * to come back, no other request under way — those that waited through the attempt fail now with
+   * its error. Waiters that came after the failure get one attempt of their own. The same waiters
+   * are never retried at once: that is generic-pool's busy loop (its issue #175).
+   */
+  #createFailed(failedAt: number, error: unknown): void {
+    const hopeless = this.#borrowed === 0 && this.#requested === 0;
+    let younger = 0;
+    for (let w = this.#queue.head; w !== undefined; ) {
+      const after = w.after;
+      if (w.t0 > failedAt) younger++;
+      else if (hopeless && this.#queue.remove(w)) {
+        w.reject(
+          new PoolCreateError(
+            `pool.acquire(): creating a ${this.#o.kind} for pool "${this.name}" failed (${errorText(error)}), and nothing else could serve this acquire: none is borrowed, none is being created`,
+            this.name,
+            { cause: error },
+          ),
+        );
+      }
+      w = after;
+    }
+    if (younger > 0) this.#pump(younger);
+  }
+
+  // --- giving back ---------------------------------------------------------------------------------
+
+  /** A lease ended: `release()` (or its scope reclaimed it, or GC), or `destroy()` when `destroying`. */
+  #return(slot: Slot<T>, destroying = false, reason?: unknown): unknown {
+    const state = slot.lease as LeaseState<T>;
+    slot.lease = undefined;
+    remove(this.#leased, slot);
+    if (releaseChannel.hasSubscribers) releaseChannel.publish({ pool: this.name, heldMs: performance.now() - state.t0 });
+    if (destroying) return this.#drop(slot, 'destroyed', reason);
+    if (this.#state !== OPEN) return this.#drop(slot, 'closed');
+    const o = this.#o;
+    if (o.maxUses > 0 && slot.uses >= o.maxUses) return this.#drop(slot, 'max-uses');
+    if (slot.expiresAt <= performance.now()) return this.#drop(slot, 'max-lifetime');
+    const reset = this.#factory.reset;
+    if (reset === undefined) return this.#recycle(slot);
+    let result: unknown;
+    try {
+      result = storage.exit(reset, slot.value);
+    } catch (error) {
+      return this.#drop(slot, 'reset-failed', error);
+    }
+    if (!isPromiseLike(result)) return this.#recycle(slot);
+    // The releaser waits for the reset: the resource is back when its release resolves.
+    return Promise.resolve(result).then(
+      () => this.#recycle(slot),
+      (error: unknown) => this.#drop(slot, 'reset-failed', error),
+    );
+  }
+
+  /** A returned slot is reusable: to the oldest waiter, else to the idle set. */
+  #recycle(slot: Slot<T>): void {
+    this.#borrowed--;
+    if (this.#state !== OPEN) {
+      this.#retire(slot, 'closed');
+      this.#checkDrained();
+      return;
+    }
+    if (this.#queue.length > 0) this.#handOut(slot, performance.now());
+    else this.#putBack(slot);
+  }
+
+  /** A returned slot goes for good; its room may serve a waiter. */
+  #drop(slot: Slot<T>, reason: PoolDestroyReason, error?: unknown): void {
+    this.#borrowed--;
+    this.#retire(slot, reason, error);
+    if (this.#state === OPEN) this.#pump();
+    else this.#checkDrained();
+  }
+
+  #putBack(slot: Slot<T>): void {
+    if (this.#state !== OPEN) {
+      this.#retire(slot, 'closed');
+      this.#checkDrained();
+      return;
+    }
+    slot.idleSince = performance.now();
+    void this.#gp.release(slot);
+  }
+
+  /** Destroys a slot generic-pool has lent us. */
+  #retire(slot: Slot<T>, reason: PoolDestroyReason, error?: unknown): void {
+    slot.retireReason = reason;
+    slot.retireCause = error;
+    void this.#gp.destroy(slot);
+  }
+
+  /** generic-pool's destroy: the factory's, outside any scope; never rejects (failures are events). */
+  #destroy(slot: Slot<T>): Promise<void> {
+    if (slot.failure !== undefined) {
+      this.#failed.delete(slot);
+      return RESOLVED;
+    }
+    const reason = slot.retireReason ?? 'closed';
+    const cause = slot.retireCause;
+    slot.retireCause = undefined;
+    const t0 = performance.now();
+    const settled = (error?: unknown) => {
+      if (!destroyChannel.hasSubscribers) return;
+      const event: Record<string, unknown> = { pool: this.name, reason, durationMs: performance.now() - t0 };
+      if (cause !== undefined) event['cause'] = cause;
+      if (error !== undefined) event['error'] = error;
+      destroyChannel.publish(event);
+    };
+    let result: unknown;
+    try {
+      result = storage.exit(this.#factory.destroy, slot.value);
+    } catch (error) {
+      settled(error);
+      return RESOLVED;
+    }
+    if (!isPromiseLike(result)) {
+      settled();
+      return RESOLVED;
+    }
+    return Promise.resolve(result).then(() => settled(), (error: unknown) => settled(error ?? new Error('destroy rejected')));
+  }
+
+  /** generic-pool's evictor: idle too long (down to `min`), too old, or a leftover failure. */
+  #shouldEvict(slot: Slot<T>): boolean {
+    if (slot.failure !== undefined) return true;
+    const now = performance.now();
+    if (slot.expiresAt <= now) {
+      slot.retireReason = 'max-lifetime';
+      return true;
+    }
+    const idleMs = this.#o.idleTimeoutMs;
+    if (idleMs > 0 && now - slot.idleSince >= idleMs && this.#gp.size - this.#failed.size > this.#o.min) {
+      slot.retireReason = 'idle';
+      return true;
+    }
+    return false;
+  }
+
+  // --- held too long -------------------------------------------------------------------------------
+
+  /** The pool's own leakThresholdMs: one unref'd timer while anything is borrowed. */
+  #watchHeld(): void {
+    const thresholdMs = this.#o.leakThresholdMs;
+    const timer = setInterval(() => {
+      if (this.#leased.tail === undefined) {
+        clearInterval(timer);
+        this.#heldTimer = undefined;
+        return;
+      }
+      const now = performance.now();
+      for (let slot = this.#leased.tail as Slot<T> | undefined; slot !== undefined; slot = slot.prev as Slot<T> | undefined) {
+        if (slot.lease !== undefined) checkHeldLease(slot.lease, now, thresholdMs);
+      }
+    }, Math.max(5, Math.min(1000, Math.floor(thresholdMs / 2))));
+    timer.unref();
+    this.#heldTimer = timer;
+  }
+
+  // --- closing -------------------------------------------------------------------------------------
+
+  async #shutDown(timeoutMs: number): Promise<void> {
+    if (this.#borrowed > 0 || this.#requested > 0) {
+      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut =
+        timeoutMs > 0 ? new Promise<boolean>((resolve) => (timer = setTimeout(resolve, timeoutMs, true))) : undefined;
+      const late = await (timedOut === undefined ? drained.then(() => false) : Promise.race([drained.then(() => false), timedOut]));
+      clearTimeout(timer);
+      this.#drained = undefined;
+      if (late) this.#destroyBorrowed(timeoutMs);
+    }
+    if (this.#heldTimer !== undefined) clearInterval(this.#heldTimer);
+    this.#heldTimer = undefined;
+    const draining = this.#gp.drain(); // stops min refills and, once every loan is back, the evictor
+    await this.#gp.clear();
+    if (this.#borrowed === 0 && this.#requested === 0) await draining;
+    this.#state = CLOSED;
+  }
+
+  #checkDrained(): void {
+    if (this.#drained !== undefined && this.#borrowed === 0 && this.#requested === 0) this.#drained();
+  }
+
+  /** close() timed out: destroy what is still borrowed, and say who holds it. */
+  #destroyBorrowed(timeoutMs: number): void {
+    const now = performance.now();
+    const held: LeaseState<T>[] = [];
+    for (let slot = this.#leased.tail as Slot<T> | undefined; slot !== undefined; slot = slot.prev as Slot<T> | undefined) {
+      if (slot.lease !== undefined) held.push(slot.lease);
+    }
+    const resources = held.map((state) => state.describe(now));
+    const stuck = this.#borrowed - held.length; // returned but still in reset
+    const o = this.#o;
+    const lines = resources.length > 0 ? resourceLines(resources) : [];
+    if (stuck > 0) lines.push(`  and ${plural(stuck, o.kind)} whose reset has not finished`);
+    deliver(
+      {
+        type: 'pool-close',
+        pool: this.name,
+        timeoutMs,
+        resources,
+        message: [
+          `pool "${this.name}" closed with ${plural(this.#borrowed, `${o.kind}`)} still borrowed after waiting ${timeoutMs} ms; they were destroyed`,
+          ...lines,
+          `  Close the pool after the tasks that use it have ended, and release every lease on every path (\`await using\`). Raise close({ timeout }) if tasks legitimately take longer to finish.`,
+        ].join('\n'),
+      },
+      settings.leaks,
+    );
+    const reason = withoutStack(() => new PoolClosedError(`pool "${this.name}" closed while this ${o.kind} was still borrowed`, this.name));
+    for (const state of held) {
+      if (state.state !== HELD) continue;
+      try {
+        const result = state.finish(true, reason, `was destroyed when pool "${this.name}" closed (close() timed out after ${timeoutMs} ms)`);
+        if (isPromiseLike(result)) result.then(noop, noop);
+      } catch {
+        // the destroy event already carries the error
+      }
+    }
+  }
+}
+
+/**
+ * Creates a pool on generic-pool. Leases it hands out belong to the current scope; `create`,
+ * `destroy`, `validate` and `reset` run outside any scope. Bad options throw a `TypeError` that
+ * names the option.
+ *
+ * @example
+ * const pool = createPool(
+ *   { create: () => mysql.createConnection(url), destroy: (c) => c.end(), reset: (c) => c.query('rollback') },
+ *   { name: 'mysql', max: 10, acquireTimeoutMs: 5_000, leakThresholdMs: 30_000 },
+ * );
+ */
+export function createPool<T>(factory: PoolFactory<T>, options?: PoolOptions): Pool<T> {
+  return new Pool<T>(factory, options);
+}
