@@ -636,20 +636,20 @@ export class Pool<T> implements AsyncDisposable {
 
   async #shutDown(timeoutMs: number): Promise<void> {
     if (this.#borrowed > 0 || this.#requested > 0) {
-      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut =
-        timeoutMs > 0 ? new Promise<boolean>((resolve) => (timer = setTimeout(resolve, timeoutMs, true))) : undefined;
-      const late = await (timedOut === undefined ? drained.then(() => false) : Promise.race([drained.then(() => false), timedOut]));
-      clearTimeout(timer);
+      const drained = new Promise<boolean>((resolve) => (this.#drained = () => resolve(true)));
+      if (!(await within(drained, timeoutMs))) this.#destroyBorrowed(timeoutMs);
       this.#drained = undefined;
-      if (late) this.#destroyBorrowed(timeoutMs);
     }
     if (this.#heldTimer !== undefined) clearInterval(this.#heldTimer);
     this.#heldTimer = undefined;
     const draining = this.#gp.drain(); // stops min refills and, once every loan is back, the evictor
-    await this.#gp.clear();
-    if (this.#borrowed === 0 && this.#requested === 0) await draining;
+    // clear() waits for creates under way, then destroys the idle resources and waits for that.
+    if (!(await within(this.#gp.clear().then(() => true), timeoutMs))) {
+      process.emitWarning(
+        `pool "${this.name}": close() stopped waiting after ${timeoutMs} ms for a create or destroy that has not finished; a server that stopped answering? The resource may stay open`,
+        { type: 'ResourceReleaseWarning', code: 'CUSTODIAN_POOL_CLOSE_HUNG' },
+      );
+    } else if (this.#borrowed === 0 && this.#requested === 0) await draining;
     this.#state = CLOSED;
   }
 
@@ -694,6 +694,14 @@ export class Pool<T> implements AsyncDisposable {
       }
     }
   }
+}
+
+/** Resolves `promise`'s value, or false once `timeoutMs` passed first (0: no limit). */
+function within(promise: Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  if (timeoutMs === 0) return promise;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, timeoutMs, false)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 /**
