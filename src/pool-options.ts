@@ -109,8 +109,12 @@ export function resolvePoolOptions(factory: unknown, options: PoolOptions | unde
       );
     }
   }
-  for (const key of Object.keys(f)) {
-    if (!(key in factoryRules)) throw new TypeError(`createPool(): unknown factory key '${key}'; a factory has create, destroy, validate and reset`);
+  // A plain object's extra key is a typo (`validiate`); a class instance's fields are its state.
+  const proto: unknown = Object.getPrototypeOf(f);
+  if (proto === Object.prototype || proto === null) {
+    for (const key of Object.keys(f)) {
+      if (!(key in factoryRules)) throw new TypeError(`createPool(): unknown factory key '${key}'; a factory has create, destroy, validate and reset`);
+    }
   }
   validateOptions('createPool()', options, optionRules);
   const o = options ?? {};

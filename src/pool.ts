@@ -204,9 +204,12 @@ export class Pool<T> implements AsyncDisposable {
       failed++;
       if (!this.#gp.isBorrowedResource(slot)) failedIdle++;
     }
+    const size = this.#gp.size - failed;
     return {
-      size: this.#gp.size - failed,
-      available: this.#gp.available - failedIdle,
+      size,
+      // generic-pool's clear() destroys idle resources without taking them off its idle list: cap
+      // by what exists (idle resources are part of size, beside the borrowed ones).
+      available: Math.min(this.#gp.available - failedIdle, size - this.#borrowed),
       borrowed: this.#borrowed,
       pending: this.#queue.length,
       min: this.#o.min,
@@ -358,11 +361,12 @@ export class Pool<T> implements AsyncDisposable {
         return;
       }
       this.#retire(slot, 'validate-failed');
-      this.#pump();
+      if (this.#state === OPEN) this.#pump();
+      else this.#checkDrained();
     };
     let result: unknown;
     try {
-      result = storage.exit(validate, slot.value);
+      result = storage.exit(() => validate.call(this.#factory, slot.value));
     } catch {
       verdict(false);
       return;
@@ -445,6 +449,10 @@ export class Pool<T> implements AsyncDisposable {
         this.#lastCreateError = undefined;
         if (createChannel.hasSubscribers) createChannel.publish({ pool: this.name, durationMs: now - t0 });
         const lifetime = this.#o.maxLifetimeMs;
+        // A create worked (perhaps one generic-pool made to keep `min`, which goes to its idle set
+        // unseen): waiters a failure left without a request get one now. It runs after generic-pool
+        // counts this resource, so asking does not start another create for it.
+        if (this.#queue.length > this.#requested) queueMicrotask(this.#pumpAfterCreate);
         return this.#slot(value as T, now, lifetime > 0 ? now + lifetime * (1 - LIFETIME_JITTER * Math.random()) : Infinity, onDemand, undefined);
       },
       (error: unknown) => {
@@ -459,6 +467,10 @@ export class Pool<T> implements AsyncDisposable {
       },
     );
   }
+
+  readonly #pumpAfterCreate = (): void => {
+    if (this.#state === OPEN) this.#pump();
+  };
 
   #slot(value: T, now: number, expiresAt: number, onDemand: boolean, failure: { error: unknown } | undefined): Slot<T> {
     const slot: Slot<T> = new Slot<T>(
@@ -511,12 +523,12 @@ export class Pool<T> implements AsyncDisposable {
     if (this.#state !== OPEN) return this.#drop(slot, 'closed');
     const o = this.#o;
     if (o.maxUses > 0 && slot.uses >= o.maxUses) return this.#drop(slot, 'max-uses');
-    if (slot.expiresAt <= performance.now()) return this.#drop(slot, 'max-lifetime');
+    if (slot.expiresAt !== Infinity && slot.expiresAt <= performance.now()) return this.#drop(slot, 'max-lifetime');
     const reset = this.#factory.reset;
     if (reset === undefined) return this.#recycle(slot);
     let result: unknown;
     try {
-      result = storage.exit(reset, slot.value);
+      result = storage.exit(() => reset.call(this.#factory, slot.value));
     } catch (error) {
       return this.#drop(slot, 'reset-failed', error);
     }
@@ -584,7 +596,7 @@ export class Pool<T> implements AsyncDisposable {
     };
     let result: unknown;
     try {
-      result = storage.exit(this.#factory.destroy, slot.value);
+      result = storage.exit(() => this.#factory.destroy(slot.value));
     } catch (error) {
       settled(error);
       return RESOLVED;
@@ -667,6 +679,7 @@ export class Pool<T> implements AsyncDisposable {
     const resources = held.map((state) => state.describe(now));
     const stuck = this.#borrowed - held.length; // returned but still in reset
     const o = this.#o;
+    if (held.length === 0 && stuck === 0) return; // only creates or validations were under way: nobody to blame
     const lines = resources.length > 0 ? resourceLines(resources) : [];
     if (stuck > 0) lines.push(`  and ${plural(stuck, o.kind)} whose reset has not finished`);
     deliver(
