@@ -65,13 +65,28 @@ export class WaitQueue {
 
   constructor(readonly owner: WaitOwner) {}
 
-  /** Queues `waiter` and starts watching its deadline, signal and scope. */
-  push(waiter: Waiter): void {
-    const tail = this.tail;
-    waiter.before = tail;
-    if (tail === undefined) this.head = waiter;
-    else tail.after = waiter;
-    this.tail = waiter;
+  /**
+   * Queues `waiter` at the tail or, with `byAge`, behind every waiter that started before it (an
+   * acquire whose fast path fell through joins late but keeps its turn). Starts watching its
+   * deadline, signal and scope.
+   */
+  push(waiter: Waiter, byAge = false): void {
+    let after = byAge ? this.head : undefined;
+    while (after !== undefined && after.t0 <= waiter.t0) after = after.after;
+    if (after === undefined) {
+      const tail = this.tail;
+      waiter.before = tail;
+      if (tail === undefined) this.head = waiter;
+      else tail.after = waiter;
+      this.tail = waiter;
+    } else {
+      const before = after.before;
+      waiter.before = before;
+      waiter.after = after;
+      after.before = waiter;
+      if (before === undefined) this.head = waiter;
+      else before.after = waiter;
+    }
     waiter.queued = true;
     this.length++;
     if (waiter.deadline !== Infinity) {

@@ -31,6 +31,7 @@ import { checkHeldLease } from './registry.js';
 import { deliver, errorText, plural, resourceLines, scopeTitle, siteText, type LeakedResource } from './report.js';
 import { isPromiseLike, noop, RESOLVED } from './promises.js';
 import { settings } from './config.js';
+import type { Scope } from './scope.js';
 import { captureSite, type RawSite } from './sites.js';
 import { storage } from './storage.js';
 import { describe, validateOptions } from './validate.js';
@@ -246,9 +247,6 @@ export class Pool<T> implements AsyncDisposable {
   // --- acquiring -----------------------------------------------------------------------------------
 
   #acquire(options: AcquireOptions | undefined, raw: RawSite | undefined): Promise<Lease<T>> {
-    if (this.#state !== OPEN) {
-      return Promise.reject(new PoolClosedError(`pool.acquire(): pool "${this.name}" is closed; it hands out nothing more`, this.name));
-    }
     let timeoutMs = this.#o.acquireTimeoutMs;
     let ownTimeout = false;
     let signal: AbortSignal | undefined;
@@ -266,16 +264,14 @@ export class Pool<T> implements AsyncDisposable {
       }
     }
     const scope = storage.getStore();
-    if (scope !== undefined) {
-      if (scope.state !== 'open') {
-        return Promise.reject(
-          new ScopeClosedError(
-            `pool.acquire(): cannot acquire a ${this.#o.kind} from pool "${this.name}" in ${scopeTitle(scope)}: it is ${scope.state}. This code is running after its task ended.`,
-          ),
-        );
-      }
-      const reason = scope.cancelReason();
-      if (reason !== undefined) return Promise.reject(reason);
+    const refusal = this.#refusal(scope);
+    if (refusal !== undefined) return Promise.reject(refusal);
+    const t0 = performance.now();
+    // Fast path: nobody queued and an idle resource at hand. generic-pool hands it over at once, so
+    // there is nothing to wait for and no waiter, timer or extra promise is needed (see #takeIdle).
+    if (this.#queue.length === 0 && this.#requested === 0 && signal === undefined && this.#failed.size === 0 && this.#gp.available > 0) {
+      this.#borrowed++; // out of the idle set already: counted as borrowed until #takeIdle decides
+      return this.#gp.acquire().then((slot) => this.#takeIdle(slot, scope, raw, t0, timeoutMs, ownTimeout));
     }
     // Room for this acquire: idle resources and room to create are counted by `max - borrowed - requested`.
     const uncovered = this.#queue.length + 1 - this.#requested - Math.max(0, this.#o.max - this.#borrowed - this.#requested);
@@ -287,7 +283,6 @@ export class Pool<T> implements AsyncDisposable {
         ),
       );
     }
-    const t0 = performance.now();
     return new Promise<Lease<T>>((resolve, reject) => {
       const waiter = new Waiter(
         this.#queue.owner,
@@ -382,16 +377,68 @@ export class Pool<T> implements AsyncDisposable {
       this.#putBack(slot);
       return;
     }
+    (waiter.resolve as (lease: Lease<T>) => void)(this.#lend(slot, waiter.scope, waiter.raw, waiter.t0, now));
+  }
+
+  /** Makes the lease: `slot` is now borrowed by `scope`'s task. */
+  #lend(slot: Slot<T>, scope: Scope | undefined, raw: RawSite | undefined, t0: number, now: number): Lease<T> {
     slot.uses++;
     this.#borrowed++;
     const o = this.#o;
-    const state = new LeaseState<T>(slot.value, slot.release, slot.destroy, o.kind, this.name, waiter.raw, now, waiter.scope, this.#ref);
+    const state = new LeaseState<T>(slot.value, slot.release, slot.destroy, o.kind, this.name, raw, now, scope, this.#ref);
     slot.lease = state;
     push(this.#leased, slot);
     if (o.leakThresholdMs > 0 && this.#heldTimer === undefined) this.#watchHeld();
-    const lease = openLease(state);
-    if (acquireChannel.hasSubscribers) acquireChannel.publish({ pool: this.name, waitMs: now - waiter.t0 });
-    (waiter.resolve as (lease: Lease<T>) => void)(lease);
+    if (acquireChannel.hasSubscribers) acquireChannel.publish({ pool: this.name, waitMs: now - t0 });
+    return openLease(state);
+  }
+
+  /**
+   * The fast path's slot: an idle resource generic-pool handed over at once. Lend it, unless the
+   * pool or the scope ended meanwhile (it goes back), or it must be checked first: then this
+   * acquire joins the queue at its head, as the oldest waiter, and takes the common path.
+   */
+  #takeIdle(
+    slot: Slot<T>,
+    scope: Scope | undefined,
+    raw: RawSite | undefined,
+    t0: number,
+    timeoutMs: number,
+    ownTimeout: boolean,
+  ): Lease<T> | Promise<Lease<T>> {
+    this.#borrowed--;
+    const refusal = this.#refusal(scope);
+    if (refusal !== undefined) {
+      // Someone may have queued behind this acquire, finding no room: the slot is theirs.
+      if (this.#state === OPEN && this.#queue.length > 0) {
+        this.#requested++;
+        this.#onSlot(slot);
+      } else this.#putBack(slot);
+      throw refusal;
+    }
+    const validate = this.#factory.validate;
+    const now = validate === undefined && slot.expiresAt === Infinity ? t0 : performance.now();
+    if (slot.failure === undefined && slot.expiresAt > now && (validate === undefined || now - slot.idleSince < this.#o.validateAfterIdleMs)) {
+      return this.#lend(slot, scope, raw, t0, now);
+    }
+    return new Promise<Lease<T>>((resolve, reject) => {
+      const deadline = timeoutMs > 0 ? t0 + timeoutMs : Infinity;
+      this.#queue.push(new Waiter(this.#queue.owner, scope, raw, t0, deadline, ownTimeout, undefined, resolve as (value: never) => void, reject), true);
+      this.#requested++;
+      this.#onSlot(slot);
+    });
+  }
+
+  /** Why an acquire by `scope`'s task must fail now, if it must: the pool closed, or the task ended. */
+  #refusal(scope: Scope | undefined): unknown {
+    if (this.#state !== OPEN) return new PoolClosedError(`pool.acquire(): pool "${this.name}" is closed; it hands out nothing more`, this.name);
+    if (scope === undefined) return undefined;
+    if (scope.state !== 'open') {
+      return new ScopeClosedError(
+        `pool.acquire(): cannot acquire a ${this.#o.kind} from pool "${this.name}" in ${scopeTitle(scope)}: it is ${scope.state}. This code is running after its task ended.`,
+      );
+    }
+    return scope.cancelReason();
   }
 
   /** The waiter's deadline passed. */
@@ -450,9 +497,10 @@ export class Pool<T> implements AsyncDisposable {
         if (createChannel.hasSubscribers) createChannel.publish({ pool: this.name, durationMs: now - t0 });
         const lifetime = this.#o.maxLifetimeMs;
         // A create worked (perhaps one generic-pool made to keep `min`, which goes to its idle set
-        // unseen): waiters a failure left without a request get one now. It runs after generic-pool
-        // counts this resource, so asking does not start another create for it.
-        if (this.#queue.length > this.#requested) queueMicrotask(this.#pumpAfterCreate);
+        // unseen): waiters a failure left without a request get one. After this turn's microtasks,
+        // once generic-pool has put the resource in its idle set, so asking takes it rather than
+        // starting another create.
+        if (this.#queue.length > this.#requested) setImmediate(this.#pumpAfterCreate);
         return this.#slot(value as T, now, lifetime > 0 ? now + lifetime * (1 - LIFETIME_JITTER * Math.random()) : Infinity, onDemand, undefined);
       },
       (error: unknown) => {

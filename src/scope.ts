@@ -222,7 +222,7 @@ export class Scope implements AsyncDisposable {
     this.#abortReason = reason === undefined ? withoutStack(() => new DOMException(`${scopeTitle(this)} was cancelled`, 'AbortError')) : reason;
     this.#stopWatching();
     this.#controller?.abort(this.#abortReason);
-    if (this.waiters !== undefined) this.#endWaits(this.#abortReason);
+    if (this.waiters?.tail !== undefined) this.#endWaits(this.#abortReason);
     // Cancelling a child can close it at once, which unlinks it: read the next one first.
     for (let child = this.tail as Scope | undefined; child !== undefined; ) {
       const older = child.prev as Scope | undefined;
@@ -481,7 +481,7 @@ export class Scope implements AsyncDisposable {
     this.#bodyError = bodyError;
     this.#stopWatching();
     if (this.#controller !== undefined && !this.#aborted) this.#controller.abort(this.#closedReason());
-    if (this.waiters !== undefined) this.#endWaits(this.#aborted ? this.#abortReason : this.#closedReason());
+    if (this.waiters?.tail !== undefined) this.#endWaits(this.#aborted ? this.#abortReason : this.#closedReason());
     const result = this.#drain();
     if (result !== undefined) this.#closing = result.then(noop, noop);
     return result;
