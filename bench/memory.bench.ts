@@ -40,7 +40,7 @@ export interface MemoryOptions {
   readonly log?: (line: string) => void;
 }
 
-async function flat(
+export async function flat(
   name: string,
   unit: string,
   iterations: number,

@@ -4,8 +4,12 @@
  *   npm run bench                      (= npm run build && node --expose-gc dist/bench/run.js)
  *   node --expose-gc dist/bench/run.js --json results.json
  *   node --expose-gc dist/bench/run.js --quick      (fewer, shorter rounds: a smoke test)
+ *   node --expose-gc dist/bench/run.js --only pool  (one suite: context, withScope, lease, pool, memory)
  *
  * Exits non-zero only when a benchmark crashes; a missed target is reported, never a failure.
+ * The pool suite's mysql2 rows use the MariaDB at 127.0.0.1:3306 (root, no password, database
+ * `test`; BENCH_MYSQL_HOST / BENCH_MYSQL_PORT override); when it is unreachable they are skipped
+ * and a note under the table says why.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -13,6 +17,7 @@ import { resetConfig } from '../src/index.js';
 import { formatTable, type MeasureOptions, type Row } from './harness.js';
 import { leaseBench } from './lease.bench.js';
 import { memoryBench } from './memory.bench.js';
+import { poolBench } from './pool.bench.js';
 import { contextBench, scopeBench } from './scope.bench.js';
 
 function argValue(name: string): string | undefined {
@@ -53,17 +58,22 @@ async function main(): Promise<number> {
   // Defaults, whatever ran before; every variant sets `sites` itself (the one default NODE_ENV changes).
   resetConfig();
   const loadBefore = loadavg()[0] ?? 0;
+  /** Lines printed under the table: rows a suite skipped, and why. */
+  const notes: string[] = [];
   const suites: [string, () => Promise<Row[]>][] = [
     // First: it measures promises with no AsyncLocalStorage enabled, which later suites enable for good.
     ['context', () => contextBench(options)],
     ['withScope', () => scopeBench(options)],
     ['lease', () => leaseBench(options)],
+    ['pool', () => poolBench(options, { iterations: quick ? 100_000 : 1_000_000, note: (line) => notes.push(line) })],
     ['memory', () => memoryBench(quick ? { iterations: 100_000, live: 20_000, log } : { log })],
   ];
   const rows: Row[] = [];
   const crashes: { suite: string; error: string }[] = [];
   const started = performance.now();
+  const only = argValue('--only'); // one suite, by name
   for (const [name, suite] of suites) {
+    if (only !== undefined && name !== only) continue;
     log(`\n[${name}]`);
     try {
       rows.push(...(await suite()));
@@ -85,10 +95,11 @@ async function main(): Promise<number> {
   process.stdout.write(
     `\ntargets: ${rows.filter((r) => r.met === true).length} met, ${missed.length} missed${missed.length > 0 ? ` (${missed.map((r) => `${r.group}: ${r.name}`).join('; ')})` : ''}\n`,
   );
+  for (const n of notes) process.stdout.write(`note: ${n}\n`);
   for (const c of crashes) process.stdout.write(`CRASHED: ${c.suite}\n`);
 
   if (jsonFile !== undefined) {
-    const data = { date: new Date().toISOString(), machine, load, options: { rounds: options.rounds, roundMs: options.roundMs }, seconds, rows, crashes };
+    const data = { date: new Date().toISOString(), machine, load, options: { rounds: options.rounds, roundMs: options.roundMs }, seconds, rows, notes, crashes };
     writeFileSync(jsonFile, `${JSON.stringify(data, null, 2)}\n`);
     log(`results written to ${jsonFile}`);
   }

@@ -11,14 +11,15 @@ export interface PoolFactory<T> {
   /** Gets rid of a resource for good (closes the connection). Runs outside any scope; errors are reported, never thrown. */
   destroy(resource: T): unknown;
   /**
-   * Tells whether an idle resource still works before it is handed out (a ping). `false`, a throw or
-   * a rejection destroys it and the acquire gets another. Runs for resources idle at least
+   * Tells whether an idle resource still works before it is handed out (a ping). `false`, a throw, a
+   * rejection or no answer within `acquireTimeoutMs` destroys it and the acquire gets another. Runs for resources idle at least
    * `validateAfterIdleMs`; never for a fresh one or one handed straight from a releaser to a waiter.
    */
   validate?: ((resource: T) => boolean | PromiseLike<boolean>) | undefined;
   /**
    * Puts a returned resource back in a clean state before anyone else gets it (roll back, select
-   * the default database). A throw or rejection destroys the resource instead. Runs outside any scope.
+   * the default database). A throw, a rejection or no answer within `acquireTimeoutMs` destroys the
+   * resource instead. Runs outside any scope.
    */
   reset?: ((resource: T) => unknown) | undefined;
 }

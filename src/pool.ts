@@ -136,6 +136,8 @@ export class Pool<T> implements AsyncDisposable {
   readonly #leased: List<Slot<T>> = { tail: undefined };
   #heldTimer: NodeJS.Timeout | undefined = undefined;
   #state = OPEN;
+  /** True while close() destroys what is still borrowed after its timeout. */
+  #forcing = false;
   #closing: Promise<void> | undefined = undefined;
   #drained: (() => void) | undefined = undefined;
 
@@ -366,8 +368,43 @@ export class Pool<T> implements AsyncDisposable {
       verdict(false);
       return;
     }
-    if (isPromiseLike(result)) Promise.resolve(result).then(verdict, () => verdict(false));
-    else verdict(result);
+    if (!isPromiseLike(result)) verdict(result);
+    else this.#bounded(result, 'validate', (ok) => verdict(ok), () => verdict(false));
+  }
+
+  /**
+   * Settles a hook's promise through `ok` or `fail`, or through `fail` once `acquireTimeoutMs`
+   * passed: a validate or reset that hangs (a half-open socket) must not hold its room in the pool
+   * for good. The resource is then destroyed, which usually ends the hung call too.
+   */
+  #bounded(pending: PromiseLike<unknown>, hook: string, ok: (value: unknown) => void, fail: (error: unknown) => void): Promise<void> {
+    const limitMs = this.#o.acquireTimeoutMs;
+    if (limitMs === 0) return Promise.resolve(pending).then(ok, fail);
+    return new Promise<void>((done) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        fail(new Error(`pool "${this.name}": ${hook} did not finish within ${limitMs} ms (acquireTimeoutMs); the ${this.#o.kind} was destroyed`));
+        done();
+      }, limitMs);
+      Promise.resolve(pending).then(
+        (value) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          ok(value);
+          done();
+        },
+        (error: unknown) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          fail(error);
+          done();
+        },
+      );
+    });
   }
 
   /** Gives `slot` to the oldest waiter, as a lease of the waiter's scope; with no waiter, back to the idle set. */
@@ -567,7 +604,7 @@ export class Pool<T> implements AsyncDisposable {
     slot.lease = undefined;
     remove(this.#leased, slot);
     if (releaseChannel.hasSubscribers) releaseChannel.publish({ pool: this.name, heldMs: performance.now() - state.t0 });
-    if (destroying) return this.#drop(slot, 'destroyed', reason);
+    if (destroying) return this.#drop(slot, this.#forcing ? 'closed' : 'destroyed', reason);
     if (this.#state !== OPEN) return this.#drop(slot, 'closed');
     const o = this.#o;
     if (o.maxUses > 0 && slot.uses >= o.maxUses) return this.#drop(slot, 'max-uses');
@@ -582,7 +619,9 @@ export class Pool<T> implements AsyncDisposable {
     }
     if (!isPromiseLike(result)) return this.#recycle(slot);
     // The releaser waits for the reset: the resource is back when its release resolves.
-    return Promise.resolve(result).then(
+    return this.#bounded(
+      result,
+      'reset',
       () => this.#recycle(slot),
       (error: unknown) => this.#drop(slot, 'reset-failed', error),
     );
@@ -745,6 +784,7 @@ export class Pool<T> implements AsyncDisposable {
       settings.leaks,
     );
     const reason = withoutStack(() => new PoolClosedError(`pool "${this.name}" closed while this ${o.kind} was still borrowed`, this.name));
+    this.#forcing = true;
     for (const state of held) {
       if (state.state !== HELD) continue;
       try {
@@ -754,6 +794,7 @@ export class Pool<T> implements AsyncDisposable {
         // the destroy event already carries the error
       }
     }
+    this.#forcing = false;
   }
 }
 
