@@ -3,7 +3,7 @@
  * it catches retention — a scope or lease kept per task would cost 150–300 bytes each here.
  */
 import { describe, expect, it } from 'vitest';
-import { configure, openScope, track, withScope } from '../src/index.js';
+import { configure, createPool, openScope, track, withScope } from '../src/index.js';
 import { sweep } from '../src/registry.js';
 import { sleep, useCleanCustodian } from './helpers.js';
 
@@ -63,6 +63,28 @@ describe('long loops keep the heap flat', () => {
       await track(i, { release: noop }).release();
     });
     expect(perLease).toBeLessThan(24);
+  });
+
+  it('pool acquire and release, in scopes, with waiters, leaks and timeouts', async () => {
+    const pool = createPool({ create: () => ({}), destroy: noop }, { max: 2, acquireTimeoutMs: 60_000 });
+    try {
+      const perTask = await bytesPerIteration(N / 4, async (i) => {
+        // Three tasks on two resources: one waits (waiter path), one leaks (reclaimed by its scope),
+        // one gives up on its own short timeout while both are held.
+        await Promise.all([
+          withScope(async () => void (await pool.acquire())),
+          withScope(async () => {
+            await using lease = await pool.acquire();
+            if (i % 2 === 0) await pool.acquire({ timeout: 1 }).catch(noop);
+          }),
+          withScope(async () => (await pool.acquire()).release()),
+        ]);
+      });
+      expect(pool.stats()).toMatchObject({ borrowed: 0, pending: 0 });
+      expect(perTask).toBeLessThan(48);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('openScope and close', async () => {
