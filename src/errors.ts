@@ -67,63 +67,55 @@ export class LeakError extends Error {
   }
 }
 
-/**
- * An acquire waited longer than its `timeout` (or the pool's `acquireTimeoutMs`) without getting a
- * resource. `cause` is the last `create` error when creating a resource failed meanwhile.
- */
-export class PoolTimeoutError extends Error {
-  override readonly name = 'PoolTimeoutError';
-  readonly code = 'ERR_CUSTODIAN_POOL_TIMEOUT';
+/** What every pool error has: the name of the pool it came from. */
+abstract class PoolError extends Error {
   constructor(
     message: string,
     /** The pool's name. */
     readonly pool: string,
-    /** How long the acquire waited, in ms. */
-    readonly waitMs: number,
     options?: ErrorOptions,
   ) {
     super(message, options);
   }
 }
 
-/** An acquire found `maxWaiting` acquires already waiting and every resource borrowed: it fails at once. */
-export class PoolFullError extends Error {
-  override readonly name = 'PoolFullError';
-  readonly code = 'ERR_CUSTODIAN_POOL_FULL';
+/**
+ * An acquire waited longer than its `timeout` (or the pool's `acquireTimeoutMs`) without getting a
+ * resource. `cause` is the last `create` error when creating a resource failed meanwhile.
+ */
+export class PoolTimeoutError extends PoolError {
+  override readonly name = 'PoolTimeoutError';
+  readonly code = 'ERR_CUSTODIAN_POOL_TIMEOUT';
   constructor(
     message: string,
-    readonly pool: string,
+    pool: string,
+    /** How long the acquire waited, in ms. */
+    readonly waitMs: number,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, pool, options);
   }
 }
 
+/** An acquire found `maxWaiting` acquires already waiting and every resource borrowed: it fails at once. */
+export class PoolFullError extends PoolError {
+  override readonly name = 'PoolFullError';
+  readonly code = 'ERR_CUSTODIAN_POOL_FULL';
+}
+
 /** The pool is closing or closed: it hands out nothing more. Also the reason of acquires still waiting when `close()` began. */
-export class PoolClosedError extends Error {
+export class PoolClosedError extends PoolError {
   override readonly name = 'PoolClosedError';
   readonly code = 'ERR_CUSTODIAN_POOL_CLOSED';
-  constructor(
-    message: string,
-    readonly pool: string,
-  ) {
-    super(message);
-  }
 }
 
 /**
  * Creating a resource failed and no other resource could serve the acquire (none borrowed to come
  * back, no other create under way): the acquire fails at once. `cause` is the error `create` threw.
  */
-export class PoolCreateError extends Error {
+export class PoolCreateError extends PoolError {
   override readonly name = 'PoolCreateError';
   readonly code = 'ERR_CUSTODIAN_POOL_CREATE';
-  constructor(
-    message: string,
-    readonly pool: string,
-    options: ErrorOptions,
-  ) {
-    super(message, options);
-  }
 }
 
 /**
