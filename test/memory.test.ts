@@ -74,7 +74,7 @@ describe('long loops keep the heap flat', () => {
         await Promise.all([
           withScope(async () => void (await pool.acquire())),
           withScope(async () => {
-            await using lease = await pool.acquire();
+            await using _lease = await pool.acquire();
             if (i % 2 === 0) await pool.acquire({ timeout: 1 }).catch(noop);
           }),
           withScope(async () => (await pool.acquire()).release()),
