@@ -3,7 +3,7 @@
  * retirement after maxUses borrows or maxLifetimeMs (never while borrowed), idle eviction down to
  * min, min created at start.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { channels, withScope } from '../../src/index.js';
 import { flush, gate, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, record, settledFlag, usePools, type Res } from './fake.js';
@@ -239,6 +239,26 @@ describe('maxUses', () => {
 });
 
 describe('maxLifetimeMs', () => {
+  it('shortens each lifetime by a random 0-10%, so resources made together do not expire together', async () => {
+    // Resource 1 draws the longest cut (10%: it expires at 900 ms), resource 2 none (1000 ms).
+    const draws = [0.999, 0];
+    const random = vi.spyOn(Math, 'random').mockImplementation(() => draws.shift() ?? 0.5);
+    try {
+      const fake = fakeFactory();
+      const pool = newPool(fake.factory, { name: 'jitter', max: 2, maxLifetimeMs: 1000, idleTimeoutMs: 0 });
+      const first = await pool.acquire();
+      const second = await pool.acquire();
+      await sleep(950); // between the two lifetimes, 50 ms from each
+      await first.release();
+      await second.release();
+      await flush();
+      expect(fake.destroyedIds()).toEqual([1]);
+      expect(pool.stats()).toMatchObject({ size: 1, available: 1 });
+    } finally {
+      random.mockRestore();
+    }
+  });
+
   it('never destroys a borrowed resource, and retires it when it comes back', async () => {
     const events = record<DestroyEvent>(channels.poolDestroy);
     const fake = fakeFactory();
