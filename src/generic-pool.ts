@@ -20,6 +20,8 @@ export interface GenericPool<T> {
   readonly size: number;
   readonly available: number;
   readonly borrowed: number;
+  /** Acquires waiting in generic-pool's own queue. */
+  readonly pending: number;
   acquire(): Promise<T>;
   release(resource: T): Promise<void>;
   destroy(resource: T): Promise<void>;

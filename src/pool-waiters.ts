@@ -9,6 +9,7 @@
 import type { Node } from './list.js';
 import type { Scope, ScopeWaiter } from './scope.js';
 import type { RawSite } from './sites.js';
+import { runInRoot } from './storage.js';
 
 /** What the queue tells the pool. */
 export interface WaitOwner {
@@ -90,7 +91,8 @@ export class WaitQueue {
     waiter.queued = true;
     this.length++;
     if (waiter.deadline !== Infinity) {
-      if (waiter.ownTimeout) waiter.timer = setTimeout(() => this.owner.expire(waiter), Math.max(1, waiter.deadline - waiter.t0));
+      // Timers run in the root context: not in the context of whichever request armed them.
+      if (waiter.ownTimeout) waiter.timer = runInRoot(() => setTimeout(() => this.owner.expire(waiter), Math.max(1, waiter.deadline - waiter.t0)));
       else this.#arm(waiter.deadline);
     }
     if (waiter.signal !== undefined) waiter.signal.addEventListener('abort', waiter, { once: true });
@@ -136,7 +138,7 @@ export class WaitQueue {
     }
     if (timer !== undefined) clearTimeout(timer);
     this.#timerDue = due;
-    this.#timer = setTimeout(this.#fire, Math.max(1, Math.ceil(due - performance.now())));
+    this.#timer = runInRoot(() => setTimeout(this.#fire, Math.max(1, Math.ceil(due - performance.now()))));
   }
 
   readonly #fire = (): void => {

@@ -33,7 +33,7 @@ import { isPromiseLike, noop, RESOLVED } from './promises.js';
 import { settings } from './config.js';
 import type { Scope } from './scope.js';
 import { captureSite, type RawSite } from './sites.js';
-import { storage } from './storage.js';
+import { runInRoot, storage } from './storage.js';
 import { describe, validateOptions } from './validate.js';
 
 /** What `pool.stats()` returns. */
@@ -89,13 +89,13 @@ class Slot<T> implements Node {
   retireReason: PoolDestroyReason | undefined = undefined;
   /** The error that made it go (a failed reset, `lease.destroy(reason)`), for the destroy event. */
   retireCause: unknown = undefined;
+  /** The factory's destroy ran (generic-pool's clear() can hand a destroyed slot out again: see #onSlot). */
+  destroyed = false;
 
   constructor(
     readonly value: T,
     readonly createdAt: number,
     readonly expiresAt: number,
-    /** Created while acquires waited: handed out as it is, without validation. */
-    readonly onDemand: boolean,
     /** For a failed create: the error (a slot that only carries the failure through generic-pool). */
     readonly failure: { readonly error: unknown } | undefined,
     /** The release and destroy functions of its leases, made once per slot rather than per lease. */
@@ -125,8 +125,12 @@ export class Pool<T> implements AsyncDisposable {
   readonly #ref: PoolRef;
   readonly #gp: GenericPool<Slot<T>>;
   readonly #queue: WaitQueue;
-  /** generic-pool acquires under way, plus slots being validated: resources on their way to waiters. */
+  /** generic-pool acquires under way: resources on their way to waiters. */
   #requested = 0;
+  /** Slots being validated for a waiter. Not counted as cover: a waiter that gave up must not leave later ones waiting on a slow ping. */
+  #validating = 0;
+  /** When validating an idle resource last failed, for timeout messages. */
+  #lastValidateFailure = -Infinity;
   /** Slots held by leases or being reset after release. */
   #borrowed = 0;
   /** Slots carrying a create failure that generic-pool still counts. */
@@ -151,7 +155,8 @@ export class Pool<T> implements AsyncDisposable {
     this.#queue = new WaitQueue(owner);
     const evictionMs = [o.idleTimeoutMs, o.maxLifetimeMs].filter((ms) => ms > 0);
     const shouldEvict = (slot: Slot<T>) => this.#shouldEvict(slot);
-    this.#gp = createGenericPool<Slot<T>>(
+    // In the root context: generic-pool's evictor timer chain starts here and keeps its context.
+    this.#gp = runInRoot(() => createGenericPool<Slot<T>>(
       { create: () => this.#create(), destroy: (slot) => this.#destroy(slot) },
       {
         max: o.max,
@@ -166,7 +171,7 @@ export class Pool<T> implements AsyncDisposable {
           return shouldEvict(resource.obj);
         }
       },
-    );
+    ));
     // generic-pool emits these too; custodian reports them itself (events, errors), so they are not lost.
     this.#gp.on('factoryCreateError', noop);
     this.#gp.on('factoryDestroyError', noop);
@@ -235,10 +240,12 @@ export class Pool<T> implements AsyncDisposable {
     }
     this.#state = CLOSING;
     openPools.delete(this as Pool<unknown>);
+    // At once: generic-pool stops refilling `min` while the borrowed resources come back to be destroyed.
+    const draining = this.#gp.drain();
     const reason = () => new PoolClosedError(`pool "${this.name}" was closed while this acquire waited`, this.name);
     for (let w = this.#queue.shift(); w !== undefined; w = this.#queue.shift()) w.reject(reason());
     this.#queue.stop();
-    return (this.#closing = this.#shutDown(options?.timeout ?? 10_000));
+    return (this.#closing = this.#shutDown(options?.timeout ?? 10_000, draining));
   }
 
   /** `await using pool = createPool(...)`: same as `close()`. */
@@ -276,11 +283,11 @@ export class Pool<T> implements AsyncDisposable {
       return this.#gp.acquire().then((slot) => this.#takeIdle(slot, scope, raw, t0, timeoutMs, ownTimeout));
     }
     // Room for this acquire: idle resources and room to create are counted by `max - borrowed - requested`.
-    const uncovered = this.#queue.length + 1 - this.#requested - Math.max(0, this.#o.max - this.#borrowed - this.#requested);
+    const uncovered = this.#queue.length + 1 - this.#requested - Math.max(0, this.#room());
     if (uncovered > this.#o.maxWaiting) {
       return Promise.reject(
         new PoolFullError(
-          `pool.acquire(): pool "${this.name}" is full: all ${this.#o.max} ${this.#o.kind}s are borrowed and ${this.#queue.length} acquires already wait (maxWaiting is ${this.#o.maxWaiting})`,
+          `pool.acquire(): pool "${this.name}" is full: ${this.#queue.length} acquires already wait for its ${this.#o.max} ${this.#o.kind}s (${this.#borrowed} borrowed; maxWaiting is ${this.#o.maxWaiting})`,
           this.name,
         ),
       );
@@ -304,15 +311,27 @@ export class Pool<T> implements AsyncDisposable {
 
   /** Asks generic-pool for as many resources as there are waiters not yet covered (at most `limit`), within `max`. */
   #pump(limit = Infinity): void {
-    const room = this.#o.max - this.#borrowed - this.#requested;
-    for (let n = Math.min(this.#queue.length - this.#requested, room, limit); n > 0; n--) {
+    for (let n = Math.min(this.#queue.length - this.#requested, this.#room(), limit); n > 0; n--) {
       this.#requested++;
       this.#gp.acquire().then(this.#onSlot, this.#onRequestFailed);
     }
   }
 
+  /** How many more resources may leave the idle set or be created: idle ones count as room. */
+  #room(): number {
+    return this.#o.max - this.#borrowed - this.#requested - this.#validating;
+  }
+
   /** generic-pool gave a slot for one of our requests. */
   readonly #onSlot = (slot: Slot<T>): void => {
+    if (slot.destroyed) {
+      // generic-pool's clear() (close) destroyed it but left it on its idle list, and handed it out.
+      // End generic-pool's loan (its drain waits for every loan); the factory's destroy does not run twice.
+      this.#requested--;
+      void this.#gp.destroy(slot);
+      this.#checkDrained();
+      return;
+    }
     if (slot.failure !== undefined) {
       this.#requested--;
       void this.#gp.destroy(slot);
@@ -333,15 +352,27 @@ export class Pool<T> implements AsyncDisposable {
       return;
     }
     const validate = this.#factory.validate;
-    if (validate !== undefined && !(slot.onDemand && slot.uses === 0) && now - slot.idleSince >= this.#o.validateAfterIdleMs) {
+    this.#requested--;
+    if (validate !== undefined && this.#needsCheck(slot, now)) {
       this.#validate(slot, validate);
       return;
     }
-    this.#requested--;
     this.#handOut(slot, now);
-    // A create worked: if waiters remain that no request covers (a failure held them back), try for them now.
+    // Waiters that no request covers (a failure held them back): a resource came, try for them now.
     if (this.#queue.length > this.#requested) this.#pump();
   };
+
+  /**
+   * Whether an idle resource must be validated before it goes to the oldest waiter: idle long
+   * enough, and not made since that waiter began waiting (a resource made for it proves itself by
+   * being made; validating it would also let a validate that always fails, with `min` refilling,
+   * spin create-validate-destroy for as long as the waiter waits).
+   */
+  #needsCheck(slot: Slot<T>, now: number): boolean {
+    if (now - slot.idleSince < this.#o.validateAfterIdleMs) return false;
+    const head = this.#queue.head;
+    return !(slot.uses === 0 && head !== undefined && slot.createdAt >= head.t0);
+  }
 
   readonly #onRequestFailed = (): void => {
     // generic-pool rejects an acquire only when draining, which custodian does only after its requests settled.
@@ -350,20 +381,23 @@ export class Pool<T> implements AsyncDisposable {
   };
 
   #validate(slot: Slot<T>, validate: (resource: T) => boolean | PromiseLike<boolean>): void {
+    this.#validating++;
     const verdict = (ok: unknown) => {
-      this.#requested--;
-      if (ok === true) {
+      this.#validating--;
+      // Only `false` (or a throw) says broken: `validate: (c) => c.ping()` resolving undefined means it answered.
+      if (ok !== false) {
         if (this.#state === OPEN) this.#handOut(slot, performance.now());
         else this.#putBack(slot);
         return;
       }
+      this.#lastValidateFailure = performance.now();
       this.#retire(slot, 'validate-failed');
       if (this.#state === OPEN) this.#pump();
       else this.#checkDrained();
     };
     let result: unknown;
     try {
-      result = storage.exit(() => validate.call(this.#factory, slot.value));
+      result = runInRoot(() => validate.call(this.#factory, slot.value));
     } catch {
       verdict(false);
       return;
@@ -491,7 +525,9 @@ export class Pool<T> implements AsyncDisposable {
       `pool.acquire(): no ${o.kind} from pool "${this.name}" within ${Math.round(waitMs)} ms (${waiter.ownTimeout ? 'the acquire\'s timeout' : 'acquireTimeoutMs'}); ${stats.borrowed} of ${o.max} borrowed, ${stats.available} idle, ${stats.pending} more waiting.`,
       createFailed
         ? ` Creating one failed ${Math.round(performance.now() - failure.at)} ms ago (see cause): is the server up?`
-        : stats.borrowed >= o.max
+        : this.#lastValidateFailure >= waiter.t0
+          ? ` Idle ones failed validate and were destroyed (the last ${Math.round(performance.now() - this.#lastValidateFailure)} ms ago), and no new one came in time: is the server answering?`
+          : stats.borrowed >= o.max
           ? ` Every one is borrowed: the pool is too small for the load, or leases are not given back (${this.#longestHeld()}).`
           : ' Creating or validating one is taking this long: is the server slow to answer?',
     ].join('');
@@ -520,10 +556,9 @@ export class Pool<T> implements AsyncDisposable {
   /** generic-pool's create: never rejects while our requests wait (generic-pool would retry at once, in a loop). */
   #create(): Promise<Slot<T>> {
     const t0 = performance.now();
-    const onDemand = this.#requested > 0;
     let made: unknown;
     try {
-      made = storage.exit(() => this.#factory.create());
+      made = runInRoot(() => this.#factory.create());
     } catch (error) {
       made = Promise.reject(error);
     }
@@ -538,15 +573,21 @@ export class Pool<T> implements AsyncDisposable {
         // once generic-pool has put the resource in its idle set, so asking takes it rather than
         // starting another create.
         if (this.#queue.length > this.#requested) setImmediate(this.#pumpAfterCreate);
-        return this.#slot(value as T, now, lifetime > 0 ? now + lifetime * (1 - LIFETIME_JITTER * Math.random()) : Infinity, onDemand, undefined);
+        return this.#slot(value as T, now, lifetime > 0 ? now + lifetime * (1 - LIFETIME_JITTER * Math.random()) : Infinity, undefined);
       },
       (error: unknown) => {
         const now = performance.now();
         this.#lastCreateError = { error, at: now };
         if (createChannel.hasSubscribers) createChannel.publish({ pool: this.name, durationMs: now - t0, error });
-        if (this.#requested === 0) throw error; // nobody waits: generic-pool reports it and does not retry
-        // A failed slot travels through generic-pool to the request, which ends generic-pool's wait.
-        const slot = this.#slot(undefined as T, now, Infinity, false, { error });
+        if (this.#gp.pending === 0) {
+          // No request waits in generic-pool's queue, so it will not retry (a `min` refill failed).
+          // Our waiters may have counted on this create: see whether anything else can serve them.
+          if (this.#queue.length > 0) setImmediate(() => this.#state === OPEN && this.#createFailed(now, error));
+          throw error;
+        }
+        // A request waits in generic-pool's queue: a rejection would make it retry at once, forever.
+        // A failed slot travels to the request instead, which ends the wait.
+        const slot = this.#slot(undefined as T, now, Infinity, { error });
         this.#failed.add(slot);
         return slot;
       },
@@ -557,12 +598,11 @@ export class Pool<T> implements AsyncDisposable {
     if (this.#state === OPEN) this.#pump();
   };
 
-  #slot(value: T, now: number, expiresAt: number, onDemand: boolean, failure: { error: unknown } | undefined): Slot<T> {
+  #slot(value: T, now: number, expiresAt: number, failure: { error: unknown } | undefined): Slot<T> {
     const slot: Slot<T> = new Slot<T>(
       value,
       now,
       expiresAt,
-      onDemand,
       failure,
       () => this.#return(slot),
       (_value, reason) => this.#return(slot, true, reason),
@@ -577,7 +617,9 @@ export class Pool<T> implements AsyncDisposable {
    * are never retried at once: that is generic-pool's busy loop (its issue #175).
    */
   #createFailed(failedAt: number, error: unknown): void {
-    const hopeless = this.#borrowed === 0 && this.#requested === 0;
+    // generic-pool's own creates (a `min` refill) count too: size - available - borrowed.
+    const gp = this.#gp;
+    const hopeless = !this.#busy() && gp.size - gp.available - gp.borrowed === 0;
     let younger = 0;
     for (let w = this.#queue.head; w !== undefined; ) {
       const after = w.after;
@@ -585,7 +627,7 @@ export class Pool<T> implements AsyncDisposable {
       else if (hopeless && this.#queue.remove(w)) {
         w.reject(
           new PoolCreateError(
-            `pool.acquire(): creating a ${this.#o.kind} for pool "${this.name}" failed (${errorText(error)}), and nothing else could serve this acquire: none is borrowed, none is being created`,
+            `pool.acquire(): creating a ${this.#o.kind} for pool "${this.name}" failed (${errorText(error)}), and nothing else could serve this acquire: none is borrowed, none is being created or checked`,
             this.name,
             { cause: error },
           ),
@@ -613,7 +655,7 @@ export class Pool<T> implements AsyncDisposable {
     if (reset === undefined) return this.#recycle(slot);
     let result: unknown;
     try {
-      result = storage.exit(() => reset.call(this.#factory, slot.value));
+      result = runInRoot(() => reset.call(this.#factory, slot.value));
     } catch (error) {
       return this.#drop(slot, 'reset-failed', error);
     }
@@ -635,8 +677,14 @@ export class Pool<T> implements AsyncDisposable {
       this.#checkDrained();
       return;
     }
-    if (this.#queue.length > 0) this.#handOut(slot, performance.now());
-    else this.#putBack(slot);
+    if (this.#queue.length === 0) {
+      this.#putBack(slot);
+      return;
+    }
+    this.#handOut(slot, performance.now());
+    // Waiters a failed create left without a request, in a pool below max: a return is a moment to
+    // try again (once per return: no loop).
+    if (this.#queue.length > this.#requested) this.#pump();
   }
 
   /** A returned slot goes for good; its room may serve a waiter. */
@@ -670,6 +718,8 @@ export class Pool<T> implements AsyncDisposable {
       this.#failed.delete(slot);
       return RESOLVED;
     }
+    if (slot.destroyed) return RESOLVED;
+    slot.destroyed = true;
     const reason = slot.retireReason ?? 'closed';
     const cause = slot.retireCause;
     slot.retireCause = undefined;
@@ -683,7 +733,7 @@ export class Pool<T> implements AsyncDisposable {
     };
     let result: unknown;
     try {
-      result = storage.exit(() => this.#factory.destroy(slot.value));
+      result = runInRoot(() => this.#factory.destroy(slot.value));
     } catch (error) {
       settled(error);
       return RESOLVED;
@@ -716,7 +766,7 @@ export class Pool<T> implements AsyncDisposable {
   /** The pool's own leakThresholdMs: one unref'd timer while anything is borrowed. */
   #watchHeld(): void {
     const thresholdMs = this.#o.leakThresholdMs;
-    const timer = setInterval(() => {
+    const timer = runInRoot(() => setInterval(() => {
       if (this.#leased.tail === undefined) {
         clearInterval(timer);
         this.#heldTimer = undefined;
@@ -726,34 +776,38 @@ export class Pool<T> implements AsyncDisposable {
       for (let slot = this.#leased.tail as Slot<T> | undefined; slot !== undefined; slot = slot.prev as Slot<T> | undefined) {
         if (slot.lease !== undefined) checkHeldLease(slot.lease, now, thresholdMs);
       }
-    }, Math.max(5, Math.min(1000, Math.floor(thresholdMs / 2))));
+    }, Math.max(5, Math.min(1000, Math.floor(thresholdMs / 2)))));
     timer.unref();
     this.#heldTimer = timer;
   }
 
   // --- closing -------------------------------------------------------------------------------------
 
-  async #shutDown(timeoutMs: number): Promise<void> {
-    if (this.#borrowed > 0 || this.#requested > 0) {
+  async #shutDown(timeoutMs: number, draining: Promise<void>): Promise<void> {
+    if (this.#busy()) {
       const drained = new Promise<boolean>((resolve) => (this.#drained = () => resolve(true)));
       if (!(await within(drained, timeoutMs))) this.#destroyBorrowed(timeoutMs);
       this.#drained = undefined;
     }
     if (this.#heldTimer !== undefined) clearInterval(this.#heldTimer);
     this.#heldTimer = undefined;
-    const draining = this.#gp.drain(); // stops min refills and, once every loan is back, the evictor
     // clear() waits for creates under way, then destroys the idle resources and waits for that.
     if (!(await within(this.#gp.clear().then(() => true), timeoutMs))) {
       process.emitWarning(
         `pool "${this.name}": close() stopped waiting after ${timeoutMs} ms for a create or destroy that has not finished; a server that stopped answering? The resource may stay open`,
         { type: 'ResourceReleaseWarning', code: 'CUSTODIAN_POOL_CLOSE_HUNG' },
       );
-    } else if (this.#borrowed === 0 && this.#requested === 0) await draining;
+    } else if (!this.#busy()) await draining; // once every loan is back, generic-pool stops its evictor
     this.#state = CLOSED;
   }
 
   #checkDrained(): void {
-    if (this.#drained !== undefined && this.#borrowed === 0 && this.#requested === 0) this.#drained();
+    if (this.#drained !== undefined && !this.#busy()) this.#drained();
+  }
+
+  /** Something is out of the idle set: borrowed, requested, or being validated. */
+  #busy(): boolean {
+    return this.#borrowed > 0 || this.#requested > 0 || this.#validating > 0;
   }
 
   /** close() timed out: destroy what is still borrowed, and say who holds it. */
@@ -776,7 +830,7 @@ export class Pool<T> implements AsyncDisposable {
         timeoutMs,
         resources,
         message: [
-          `pool "${this.name}" closed with ${plural(this.#borrowed, `${o.kind}`)} still borrowed after waiting ${timeoutMs} ms; they were destroyed`,
+          `pool "${this.name}" closed with ${plural(this.#borrowed, `${o.kind}`)} still borrowed after waiting ${timeoutMs} ms; ${held.length === 0 ? 'each is destroyed when its reset ends' : 'the borrowed ones were destroyed'}`,
           ...lines,
           `  Close the pool after the tasks that use it have ended, and release every lease on every path (\`await using\`). Raise close({ timeout }) if tasks legitimately take longer to finish.`,
         ].join('\n'),

@@ -221,8 +221,9 @@ export class Scope implements AsyncDisposable {
     this.#aborted = true;
     this.#abortReason = reason === undefined ? withoutStack(() => new DOMException(`${scopeTitle(this)} was cancelled`, 'AbortError')) : reason;
     this.#stopWatching();
-    this.#controller?.abort(this.#abortReason);
+    // Waits first: an abort listener that releases a pooled lease must not hand it to this very task.
     if (this.waiters?.tail !== undefined) this.#endWaits(this.#abortReason);
+    this.#controller?.abort(this.#abortReason);
     // Cancelling a child can close it at once, which unlinks it: read the next one first.
     for (let child = this.tail as Scope | undefined; child !== undefined; ) {
       const older = child.prev as Scope | undefined;
@@ -480,8 +481,8 @@ export class Scope implements AsyncDisposable {
     this.#failed = failed;
     this.#bodyError = bodyError;
     this.#stopWatching();
-    if (this.#controller !== undefined && !this.#aborted) this.#controller.abort(this.#closedReason());
     if (this.waiters?.tail !== undefined) this.#endWaits(this.#aborted ? this.#abortReason : this.#closedReason());
+    if (this.#controller !== undefined && !this.#aborted) this.#controller.abort(this.#closedReason());
     const result = this.#drain();
     if (result !== undefined) this.#closing = result.then(noop, noop);
     return result;

@@ -181,7 +181,7 @@ describe('close({ timeout }) with leases still out', () => {
     ]);
     expect(report.resources[0]?.heldMs).toBeGreaterThanOrEqual(20);
     expect(report.message.split('\n')[0]).toBe(
-      'pool "stuck" closed with 1 fake connection still borrowed after waiting 30 ms; they were destroyed',
+      'pool "stuck" closed with 1 fake connection still borrowed after waiting 30 ms; the borrowed ones were destroyed',
     );
     expect(report.message).toContain(`acquired at ${siteOf('kept', 'acquire')}`);
     expectAllDestroyedOnce(fake);

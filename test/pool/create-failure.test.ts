@@ -34,7 +34,7 @@ describe('a create that always fails', () => {
       expect((error as Error).cause).toBe(refused);
     }
     expect((errors[0] as Error).message).toBe(
-      'pool.acquire(): creating a pooled resource for pool "down" failed (Error: connect ECONNREFUSED 127.0.0.1:3306), and nothing else could serve this acquire: none is borrowed, none is being created',
+      'pool.acquire(): creating a pooled resource for pool "down" failed (Error: connect ECONNREFUSED 127.0.0.1:3306), and nothing else could serve this acquire: none is borrowed, none is being created or checked',
     );
     const calls = fake.createCalls();
     expect(calls).toBeGreaterThanOrEqual(1);

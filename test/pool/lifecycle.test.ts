@@ -29,7 +29,6 @@ describe('validate', () => {
     }],
     ['rejects', () => Promise.reject(new Error('ping failed'))],
     ['resolves false', () => Promise.resolve(false)],
-    ['returns a truthy non-boolean', () => 1 as unknown as boolean],
   ])('that %s destroys the resource, and the acquire gets another', async (_how, failing) => {
     const events = record<DestroyEvent>(channels.poolDestroy);
     let broken = false;
@@ -51,6 +50,18 @@ describe('validate', () => {
     expect(events.messages.filter((e) => e.pool === 'validated')).toMatchObject([{ reason: 'validate-failed' }]);
     expect(pool.stats()).toMatchObject({ size: 1, borrowed: 1, available: 0 });
     await lease.release();
+  });
+
+  it.each([
+    ['returns undefined (a ping that answered)', () => undefined as unknown as boolean],
+    ['resolves undefined', () => Promise.resolve(undefined as unknown as boolean)],
+    ['returns a truthy non-boolean', () => 1 as unknown as boolean],
+  ])('that %s keeps the resource: only false, a throw or a rejection says broken', async (_how, answer) => {
+    const fake = fakeFactory(() => ({ validate: answer }));
+    const pool = newPool(fake.factory);
+    expect(await cycle(pool)).toBe(1);
+    expect(await cycle(pool)).toBe(1);
+    expect(fake.destroyedIds()).toEqual([]);
   });
 
   it('tries the idle resources one after another, then creates', async () => {

@@ -427,7 +427,7 @@ describe('maxWaiting', () => {
     expect(full.code).toBe('ERR_CUSTODIAN_POOL_FULL');
     expect(full.pool).toBe('full');
     expect(full.message).toBe(
-      'pool.acquire(): pool "full" is full: all 1 pooled resources are borrowed and 1 acquires already wait (maxWaiting is 1)',
+      'pool.acquire(): pool "full" is full: 1 acquires already wait for its 1 pooled resources (1 borrowed; maxWaiting is 1)',
     );
     expect(pool.stats().pending).toBe(1);
     expect(holder.released).toBe(false); // it failed without waiting for anything
