@@ -6,16 +6,18 @@ import { describe, rules, validateOptions } from './validate.js';
 
 /** How a pool makes, checks, resets and gets rid of its resources. */
 export interface PoolFactory<T> {
-  /** Makes a new resource (opens a connection). Runs outside any scope. */
+  /** Makes a new resource (opens a connection). Runs in the root async context: no scope, no other ALS store. */
   create(): T | PromiseLike<T>;
   /** Gets rid of a resource for good (closes the connection). Runs outside any scope; errors are reported, never thrown. */
   destroy(resource: T): unknown;
   /**
    * Tells whether an idle resource still works before it is handed out (a ping). `false`, a throw, a
-   * rejection or no answer within `acquireTimeoutMs` destroys it and the acquire gets another. Runs for resources idle at least
-   * `validateAfterIdleMs`; never for a fresh one or one handed straight from a releaser to a waiter.
+   * rejection or no answer within `acquireTimeoutMs` destroys it and the acquire gets another; any
+   * other answer (`undefined` from a ping) means it works. Runs for resources idle at least
+   * `validateAfterIdleMs`; never for one made while the acquire waited, nor for one handed straight
+   * from a releaser to a waiter.
    */
-  validate?: ((resource: T) => boolean | PromiseLike<boolean>) | undefined;
+  validate?: ((resource: T) => unknown) | undefined;
   /**
    * Puts a returned resource back in a clean state before anyone else gets it (roll back, select
    * the default database). A throw, a rejection or no answer within `acquireTimeoutMs` destroys the

@@ -380,7 +380,7 @@ export class Pool<T> implements AsyncDisposable {
     this.#checkDrained();
   };
 
-  #validate(slot: Slot<T>, validate: (resource: T) => boolean | PromiseLike<boolean>): void {
+  #validate(slot: Slot<T>, validate: (resource: T) => unknown): void {
     this.#validating++;
     const verdict = (ok: unknown) => {
       this.#validating--;
