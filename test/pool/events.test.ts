@@ -21,19 +21,6 @@ function recordPool<M extends { pool: string }>(channel: string, pool: string) {
   };
 }
 
-describe('channel names', () => {
-  it('are the documented ones', () => {
-    expect(channels).toMatchObject({
-      poolAcquire: 'custodian:pool:acquire',
-      poolRelease: 'custodian:pool:release',
-      poolCreate: 'custodian:pool:create',
-      poolDestroy: 'custodian:pool:destroy',
-      poolTimeout: 'custodian:pool:timeout',
-      poolLeak: 'custodian:pool:leak',
-    });
-  });
-});
-
 describe('custodian:pool:acquire and custodian:pool:release', () => {
   it('publishes { pool, waitMs } per hand-out and { pool, heldMs } per release', async () => {
     const acquires = recordPool<{ pool: string; waitMs: number }>(channels.poolAcquire, 'ev-acq');
