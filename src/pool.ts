@@ -127,8 +127,10 @@ export class Pool<T> implements AsyncDisposable {
   readonly #queue: WaitQueue;
   /** generic-pool acquires under way: resources on their way to waiters. */
   #requested = 0;
-  /** Slots being validated for a waiter. Not counted as cover: a waiter that gave up must not leave later ones waiting on a slow ping. */
+  /** Slots being validated. They take room; each covers the waiter it started for while that one still waits. */
   #validating = 0;
+  /** The waiter each validation in flight started for (usually none or one). */
+  readonly #validatingFor: Waiter[] = [];
   /** When validating an idle resource last failed, for timeout messages. */
   #lastValidateFailure = -Infinity;
   /** Slots held by leases or being reset after release. */
@@ -283,7 +285,7 @@ export class Pool<T> implements AsyncDisposable {
       return this.#gp.acquire().then((slot) => this.#takeIdle(slot, scope, raw, t0, timeoutMs, ownTimeout));
     }
     // Room for this acquire: idle resources and room to create are counted by `max - borrowed - requested`.
-    const uncovered = this.#queue.length + 1 - this.#requested - Math.max(0, this.#room());
+    const uncovered = this.#queue.length + 1 - this.#covered() - Math.max(0, this.#room());
     if (uncovered > this.#o.maxWaiting) {
       return Promise.reject(
         new PoolFullError(
@@ -311,10 +313,21 @@ export class Pool<T> implements AsyncDisposable {
 
   /** Asks generic-pool for as many resources as there are waiters not yet covered (at most `limit`), within `max`. */
   #pump(limit = Infinity): void {
-    for (let n = Math.min(this.#queue.length - this.#requested, this.#room(), limit); n > 0; n--) {
+    for (let n = Math.min(this.#queue.length - this.#covered(), this.#room(), limit); n > 0; n--) {
       this.#requested++;
       this.#gp.acquire().then(this.#onSlot, this.#onRequestFailed);
     }
+  }
+
+  /**
+   * Waiters a resource is on its way to: a generic-pool request each, and each validation whose
+   * waiter still waits (one that gave up, or was served by a release meanwhile, covers nobody: a
+   * hung ping must not hold back the waiters after it).
+   */
+  #covered(): number {
+    let covered = this.#requested;
+    for (const waiter of this.#validatingFor) if (waiter.queued) covered++;
+    return covered;
   }
 
   /** How many more resources may leave the idle set or be created: idle ones count as room. */
@@ -381,11 +394,14 @@ export class Pool<T> implements AsyncDisposable {
   };
 
   #validate(slot: Slot<T>, validate: (resource: T) => unknown): void {
+    const forWaiter = this.#queue.head as Waiter; // #onSlot validates only while someone waits
     this.#validating++;
+    this.#validatingFor.push(forWaiter);
     const verdict = (ok: unknown) => {
       this.#validating--;
-      // Only `false` (or a throw) says broken: `validate: (c) => c.ping()` resolving undefined means it answered.
-      if (ok !== false) {
+      this.#validatingFor.splice(this.#validatingFor.indexOf(forWaiter), 1);
+      // A falsy answer says broken, except undefined: `validate: (c) => c.ping()` resolving nothing answered.
+      if (ok || ok === undefined) {
         if (this.#state === OPEN) this.#handOut(slot, performance.now());
         else this.#putBack(slot);
         return;
@@ -416,12 +432,12 @@ export class Pool<T> implements AsyncDisposable {
     if (limitMs === 0) return Promise.resolve(pending).then(ok, fail);
     return new Promise<void>((done) => {
       let settled = false;
-      const timer = setTimeout(() => {
+      const timer = runInRoot(() => setTimeout(() => {
         if (settled) return;
         settled = true;
         fail(new Error(`pool "${this.name}": ${hook} did not finish within ${limitMs} ms (acquireTimeoutMs); the ${this.#o.kind} was destroyed`));
         done();
-      }, limitMs);
+      }, limitMs));
       Promise.resolve(pending).then(
         (value) => {
           if (settled) return;
@@ -572,7 +588,8 @@ export class Pool<T> implements AsyncDisposable {
         // unseen): waiters a failure left without a request get one. After this turn's microtasks,
         // once generic-pool has put the resource in its idle set, so asking takes it rather than
         // starting another create.
-        if (this.#queue.length > this.#requested) setImmediate(this.#pumpAfterCreate);
+        // (Whenever anyone waits: a failure in the same turn may give this resource's request a failure slot.)
+        if (this.#queue.length > 0) runInRoot(() => setImmediate(this.#pumpAfterCreate));
         return this.#slot(value as T, now, lifetime > 0 ? now + lifetime * (1 - LIFETIME_JITTER * Math.random()) : Infinity, undefined);
       },
       (error: unknown) => {
@@ -582,7 +599,7 @@ export class Pool<T> implements AsyncDisposable {
         if (this.#gp.pending === 0) {
           // No request waits in generic-pool's queue, so it will not retry (a `min` refill failed).
           // Our waiters may have counted on this create: see whether anything else can serve them.
-          if (this.#queue.length > 0) setImmediate(() => this.#state === OPEN && this.#createFailed(now, error));
+          if (this.#queue.length > 0) runInRoot(() => setImmediate(() => this.#state === OPEN && this.#createFailed(now, error)));
           throw error;
         }
         // A request waits in generic-pool's queue: a rejection would make it retry at once, forever.
@@ -594,8 +611,11 @@ export class Pool<T> implements AsyncDisposable {
     );
   }
 
+  /** After a create worked: requests for the idle resources only (taking them creates nothing, so retries nothing). */
   readonly #pumpAfterCreate = (): void => {
-    if (this.#state === OPEN) this.#pump();
+    if (this.#state !== OPEN) return;
+    const idle = this.stats().available;
+    if (idle > 0) this.#pump(idle);
   };
 
   #slot(value: T, now: number, expiresAt: number, failure: { error: unknown } | undefined): Slot<T> {
@@ -617,9 +637,11 @@ export class Pool<T> implements AsyncDisposable {
    * are never retried at once: that is generic-pool's busy loop (its issue #175).
    */
   #createFailed(failedAt: number, error: unknown): void {
-    // generic-pool's own creates (a `min` refill) count too: size - available - borrowed.
+    // generic-pool's own creates (a `min` refill) count too: size - available - borrowed. So does
+    // an idle resource (a refill that worked in the same turn): then the waiters are asked for.
     const gp = this.#gp;
-    const hopeless = !this.#busy() && gp.size - gp.available - gp.borrowed === 0;
+    const idle = this.stats().available;
+    const hopeless = !this.#busy() && gp.size - gp.available - gp.borrowed === 0 && idle === 0;
     let younger = 0;
     for (let w = this.#queue.head; w !== undefined; ) {
       const after = w.after;
@@ -635,7 +657,8 @@ export class Pool<T> implements AsyncDisposable {
       }
       w = after;
     }
-    if (younger > 0) this.#pump(younger);
+    // Requests for the idle resources (no create), and one attempt for each younger waiter.
+    if (idle + younger > 0) this.#pump(idle + younger);
   }
 
   // --- giving back ---------------------------------------------------------------------------------

@@ -221,8 +221,9 @@ export class Scope implements AsyncDisposable {
     this.#aborted = true;
     this.#abortReason = reason === undefined ? withoutStack(() => new DOMException(`${scopeTitle(this)} was cancelled`, 'AbortError')) : reason;
     this.#stopWatching();
-    // Waits first: an abort listener that releases a pooled lease must not hand it to this very task.
-    if (this.waiters?.tail !== undefined) this.#endWaits(this.#abortReason);
+    // Waits first, the children's too: an abort listener that releases a pooled lease must not hand
+    // it to this very task, nor to one of its children about to be cancelled.
+    this.#endAllWaits(this.#abortReason);
     this.#controller?.abort(this.#abortReason);
     // Cancelling a child can close it at once, which unlinks it: read the next one first.
     for (let child = this.tail as Scope | undefined; child !== undefined; ) {
@@ -314,6 +315,17 @@ export class Scope implements AsyncDisposable {
   /** @internal The wait is over (served, timed out, aborted). */
   removeWaiter(waiter: ScopeWaiter): void {
     if (this.waiters !== undefined) remove(this.waiters, waiter);
+  }
+
+  /**
+   * Ends the waits of this scope and of its open descendants (`reason`, or each one's closed
+   * reason). Walks only what exists: nothing is allocated for a tree with no waiter.
+   */
+  #endAllWaits(reason: unknown): void {
+    if (this.waiters?.tail !== undefined) this.#endWaits(reason === undefined ? this.#closedReason() : reason);
+    for (let child = this.tail as Scope | undefined; child !== undefined; child = child.prev as Scope | undefined) {
+      if (child.#state === OPEN) child.#endAllWaits(reason ?? child.#abortReason);
+    }
   }
 
   /** Tells every waiter the task is over, newest first; each one unlinks itself or is unlinked here. */
@@ -481,7 +493,7 @@ export class Scope implements AsyncDisposable {
     this.#failed = failed;
     this.#bodyError = bodyError;
     this.#stopWatching();
-    if (this.waiters?.tail !== undefined) this.#endWaits(this.#aborted ? this.#abortReason : this.#closedReason());
+    this.#endAllWaits(this.#aborted ? this.#abortReason : undefined);
     if (this.#controller !== undefined && !this.#aborted) this.#controller.abort(this.#closedReason());
     const result = this.#drain();
     if (result !== undefined) this.#closing = result.then(noop, noop);

@@ -5,8 +5,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
-import { configure, currentScope, withScope, type LeakReport } from '../../src/index.js';
-import { flush, never, sleep, useCleanCustodian } from '../helpers.js';
+import { configure, currentScope, withScope, type LeakReport, type Scope } from '../../src/index.js';
+import { flush, gate as gateOf, never, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, manualCreate, usePools, type Fake, type Res } from './fake.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
@@ -171,5 +171,102 @@ describe("the pool's timers", () => {
     const pool = newPool(fake.factory);
     await app.run('request A', () => withScope(async () => (await pool.acquire()).release()));
     expect(storeInCreate).toBeUndefined();
+  });
+});
+
+describe('counting a validation in progress', () => {
+  it('maxWaiting: 0 does not refuse an acquire while another one validates and there is room', async () => {
+    const verdict = gateOf<boolean>();
+    let slow = false;
+    const fake = fakeFactory(() => ({ validate: () => (slow ? verdict.promise : true) }));
+    const pool = newPool(fake.factory, { max: 2, maxWaiting: 0 });
+    await (await pool.acquire()).release(); // one idle resource
+    slow = true;
+    const first = pool.acquire(); // validates resource 1
+    await flush();
+    const second = pool.acquire(); // room for one more: resource 2 is made, not refused
+    await flush();
+    verdict.open(true);
+    // First come, first served: the first acquire takes the resource that came first.
+    expect([(await first).value.id, (await second).value.id]).toEqual([2, 1]);
+    expect(fake.createCalls()).toBe(2);
+  });
+});
+
+describe('refills that settle together', () => {
+  /** Creates 1..3 succeed at once; later ones wait for the test to settle them. */
+  function heldCreates(fake: () => Fake) {
+    const pending: { id: number; ok: () => void; fail: () => void }[] = [];
+    let n = 0;
+    const create = (): Res | Promise<Res> => {
+      if (++n <= 3) return fake().make();
+      const id = n;
+      return new Promise<Res>((resolve, reject) =>
+        pending.push({ id, ok: () => resolve(fake().make()), fail: () => reject(new Error(`refused ${id}`)) }),
+      );
+    };
+    return { create, pending };
+  }
+
+  it('a waiter is served by a refill that worked, when another failed in the same turn', async () => {
+    const creates = heldCreates(() => fake);
+    const fake = fakeFactory(() => ({ create: creates.create }));
+    const pool = newPool(fake.factory, { min: 3, max: 3, acquireTimeoutMs: 2_000, idleTimeoutMs: 0 });
+    await flush();
+    const [kept, second, third] = [await pool.acquire(), await pool.acquire(), await pool.acquire()];
+    const waiting = pool.acquire();
+    await flush();
+    await third.destroy();
+    await second.destroy(); // two refills; the waiter's request waits on them
+    await flush();
+    const [a, b] = creates.pending.splice(0);
+    a?.ok();
+    b?.fail(); // same turn
+    const lease = await waiting;
+    expect(lease.value.id).toBe(4);
+    await lease.release();
+    await kept.release();
+  });
+
+  it('no PoolCreateError while a refill that worked sits idle', async () => {
+    const creates = heldCreates(() => fake);
+    const fake = fakeFactory(() => ({ create: creates.create }));
+    const pool = newPool(fake.factory, { min: 3, max: 3, acquireTimeoutMs: 2_000, idleTimeoutMs: 0 });
+    await flush();
+    const leases = [await pool.acquire(), await pool.acquire(), await pool.acquire()];
+    const waiting = pool.acquire().then((lease) => lease.value.id, (error: Error) => error.name);
+    await flush();
+    for (const lease of leases) await lease.destroy();
+    await flush();
+    creates.pending.shift()?.fail(); // the waiter's own attempt fails
+    await sleep(5);
+    const [a, b, ...rest] = creates.pending.splice(0);
+    a?.fail();
+    for (const r of rest) r.fail();
+    b?.ok(); // one refill works, in the same turn as the failures
+    expect(typeof (await waiting)).toBe('number');
+  });
+});
+
+describe('a cancelled parent scope', () => {
+  it("fails its children's waiting acquires before its abort listeners run", async () => {
+    const fake = fakeFactory();
+    const pool = newPool(fake.factory, { max: 1 });
+    let parent: Scope | undefined;
+    const outcome = withScope(
+      async (scope) => {
+        parent = scope;
+        const held = await pool.acquire();
+        scope.signal.addEventListener('abort', () => void held.release());
+        return withScope(async () => (await pool.acquire()).value.id, { timeout: 5_000 });
+      },
+      { timeout: 5_000 },
+    ).catch((error: Error) => error.name);
+    await sleep(5);
+    parent?.cancel();
+    expect(await outcome).toBe('AbortError');
+    await flush();
+    expect(fake.destroyed).toEqual([]); // the released resource was not handed to the child and destroyed with it
+    expect(pool.stats()).toMatchObject({ size: 1, available: 1, borrowed: 0 });
   });
 });

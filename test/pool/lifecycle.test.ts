@@ -29,6 +29,7 @@ describe('validate', () => {
     }],
     ['rejects', () => Promise.reject(new Error('ping failed'))],
     ['resolves false', () => Promise.resolve(false)],
+    ['returns null (a falsy answer other than undefined)', () => null as unknown as boolean],
   ])('that %s destroys the resource, and the acquire gets another', async (_how, failing) => {
     const events = record<DestroyEvent>(channels.poolDestroy);
     let broken = false;
