@@ -11,9 +11,10 @@ export interface PoolFactory<T> {
   /** Gets rid of a resource for good (closes the connection). Runs outside any scope; errors are reported, never thrown. */
   destroy(resource: T): unknown;
   /**
-   * Tells whether an idle resource still works before it is handed out (a ping). `false`, a throw, a
-   * rejection or no answer within `acquireTimeoutMs` destroys it and the acquire gets another; any
-   * other answer (`undefined` from a ping) means it works. Runs for resources idle at least
+   * Tells whether an idle resource still works before it is handed out (a ping). A falsy answer
+   * other than `undefined` (`false`, `null`, `0`, `''`), a throw, a rejection or no answer within
+   * `acquireTimeoutMs` destroys it and the acquire gets another; `undefined` (a ping that resolved
+   * nothing) and truthy answers mean it works. Runs for resources idle at least
    * `validateAfterIdleMs`; never for one made while the acquire waited, nor for one handed straight
    * from a releaser to a waiter.
    */
