@@ -279,12 +279,13 @@ export class Pool<T> implements AsyncDisposable {
     if (refusal !== undefined) return Promise.reject(refusal);
     const t0 = performance.now();
     // Fast path: nobody queued and an idle resource at hand. generic-pool hands it over at once, so
-    // there is nothing to wait for and no waiter, timer or extra promise is needed (see #takeIdle).
-    if (this.#queue.length === 0 && this.#requested === 0 && signal === undefined && this.#failed.size === 0 && this.#gp.available > 0) {
+    // there is nothing to wait for and no waiter, timer or extra promise is needed (see #takeIdle,
+    // which also clears away a failure slot left idle, should that be what it gets).
+    if (this.#queue.length === 0 && this.#requested === 0 && signal === undefined && this.#gp.available > 0) {
       this.#borrowed++; // out of the idle set already: counted as borrowed until #takeIdle decides
       return this.#gp.acquire().then((slot) => this.#takeIdle(slot, scope, raw, t0, timeoutMs, ownTimeout));
     }
-    // Room for this acquire: idle resources and room to create are counted by `max - borrowed - requested`.
+    // Waiters nothing is on its way to, this one included, beyond what idle resources and room to create can serve.
     const uncovered = this.#queue.length + 1 - this.#covered() - Math.max(0, this.#room());
     if (uncovered > this.#o.maxWaiting) {
       return Promise.reject(
