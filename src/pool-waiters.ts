@@ -12,26 +12,26 @@ import type { RawSite } from './sites.js';
 import { runInRoot } from './storage.js';
 
 /** What the queue tells the pool. */
-export interface WaitOwner {
+export interface WaitOwner<L> {
   /** The waiter's deadline passed. */
-  expire(waiter: Waiter): void;
+  expire(waiter: Waiter<L>): void;
   /** The waiter's signal aborted, or its scope was cancelled or closed. */
-  giveUp(waiter: Waiter, reason: unknown): void;
+  giveUp(waiter: Waiter<L>, reason: unknown): void;
 }
 
-/** One acquire waiting for a resource. */
-export class Waiter implements ScopeWaiter {
+/** One acquire waiting for a resource; `L` is what it is resolved with (the lease). */
+export class Waiter<L> implements ScopeWaiter {
   // Links in the scope's list of waits.
   prev: Node | undefined = undefined;
   next: Node | undefined = undefined;
   // Links in the pool's queue.
-  before: Waiter | undefined = undefined;
-  after: Waiter | undefined = undefined;
+  before: Waiter<L> | undefined = undefined;
+  after: Waiter<L> | undefined = undefined;
   queued = false;
   timer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
-    readonly owner: WaitOwner,
+    readonly owner: WaitOwner<L>,
     /** The scope the lease will belong to: the acquirer's, whoever releases the resource. */
     readonly scope: Scope | undefined,
     readonly raw: RawSite | undefined,
@@ -42,7 +42,7 @@ export class Waiter implements ScopeWaiter {
     /** True when the acquire has its own timeout (and timer). */
     readonly ownTimeout: boolean,
     readonly signal: AbortSignal | undefined,
-    readonly resolve: (value: never) => void,
+    readonly resolve: (lease: L) => void,
     readonly reject: (reason: unknown) => void,
   ) {}
 
@@ -57,21 +57,21 @@ export class Waiter implements ScopeWaiter {
 }
 
 /** FIFO of waiters with O(1) removal from anywhere (a timed-out or aborted one leaves from the middle). */
-export class WaitQueue {
-  head: Waiter | undefined = undefined;
-  tail: Waiter | undefined = undefined;
+export class WaitQueue<L> {
+  head: Waiter<L> | undefined = undefined;
+  tail: Waiter<L> | undefined = undefined;
   length = 0;
   #timer: NodeJS.Timeout | undefined = undefined;
   #timerDue = Infinity;
 
-  constructor(readonly owner: WaitOwner) {}
+  constructor(readonly owner: WaitOwner<L>) {}
 
   /**
    * Queues `waiter` at the tail or, with `byAge`, behind every waiter that started before it (an
    * acquire whose fast path fell through joins late but keeps its turn). Starts watching its
    * deadline, signal and scope.
    */
-  push(waiter: Waiter, byAge = false): void {
+  push(waiter: Waiter<L>, byAge = false): void {
     let after = byAge ? this.head : undefined;
     while (after !== undefined && after.t0 <= waiter.t0) after = after.after;
     if (after === undefined) {
@@ -100,14 +100,14 @@ export class WaitQueue {
   }
 
   /** Takes the oldest waiter out (or none), and stops watching it. */
-  shift(): Waiter | undefined {
+  shift(): Waiter<L> | undefined {
     const waiter = this.head;
     if (waiter !== undefined) this.remove(waiter);
     return waiter;
   }
 
   /** Takes `waiter` out wherever it is, and stops watching it. Returns false if it was not queued. */
-  remove(waiter: Waiter): boolean {
+  remove(waiter: Waiter<L>): boolean {
     if (!waiter.queued) return false;
     waiter.queued = false;
     const { before, after } = waiter;

@@ -124,13 +124,13 @@ export class Pool<T> implements AsyncDisposable {
   readonly #o: ResolvedPoolOptions;
   readonly #ref: PoolRef;
   readonly #gp: GenericPool<Slot<T>>;
-  readonly #queue: WaitQueue;
+  readonly #queue: WaitQueue<Lease<T>>;
   /** generic-pool acquires under way: resources on their way to waiters. */
   #requested = 0;
   /** Slots being validated. They take room; each covers the waiter it started for while that one still waits. */
   #validating = 0;
   /** The waiter each validation in flight started for (usually none or one). */
-  readonly #validatingFor: Waiter[] = [];
+  readonly #validatingFor: Waiter<Lease<T>>[] = [];
   /** When validating an idle resource last failed, for timeout messages. */
   #lastValidateFailure = -Infinity;
   /** Slots held by leases or being reset after release. */
@@ -153,7 +153,7 @@ export class Pool<T> implements AsyncDisposable {
     this.name = o.name;
     this.#factory = factory;
     this.#ref = { name: o.name, leakThresholdMs: o.leakThresholdMs };
-    const owner: WaitOwner = { expire: (w) => this.#expire(w), giveUp: (w, reason) => this.#giveUp(w, reason) };
+    const owner: WaitOwner<Lease<T>> = { expire: (w) => this.#expire(w), giveUp: (w, reason) => this.#giveUp(w, reason) };
     this.#queue = new WaitQueue(owner);
     const evictionMs = [o.idleTimeoutMs, o.maxLifetimeMs].filter((ms) => ms > 0);
     const shouldEvict = (slot: Slot<T>) => this.#shouldEvict(slot);
@@ -304,7 +304,7 @@ export class Pool<T> implements AsyncDisposable {
         timeoutMs > 0 ? t0 + timeoutMs : Infinity,
         ownTimeout,
         signal,
-        resolve as (value: never) => void,
+        resolve,
         reject,
       );
       this.#queue.push(waiter);
@@ -349,7 +349,7 @@ export class Pool<T> implements AsyncDisposable {
     if (slot.failure !== undefined) {
       this.#requested--;
       void this.#gp.destroy(slot);
-      if (this.#state === OPEN) this.#createFailed(slot.idleSince, slot.failure.error);
+      if (this.#state === OPEN) this.#createFailed(slot.createdAt, slot.failure.error);
       else this.#checkDrained();
       return;
     }
@@ -395,7 +395,7 @@ export class Pool<T> implements AsyncDisposable {
   };
 
   #validate(slot: Slot<T>, validate: (resource: T) => unknown): void {
-    const forWaiter = this.#queue.head as Waiter; // #onSlot validates only while someone waits
+    const forWaiter = this.#queue.head as Waiter<Lease<T>>; // #onSlot validates only while someone waits
     this.#validating++;
     this.#validatingFor.push(forWaiter);
     const verdict = (ok: unknown) => {
@@ -465,7 +465,7 @@ export class Pool<T> implements AsyncDisposable {
       this.#putBack(slot);
       return;
     }
-    (waiter.resolve as (lease: Lease<T>) => void)(this.#lend(slot, waiter.scope, waiter.raw, waiter.t0, now));
+    waiter.resolve(this.#lend(slot, waiter.scope, waiter.raw, waiter.t0, now));
   }
 
   /** Makes the lease: `slot` is now borrowed by `scope`'s task. */
@@ -511,7 +511,7 @@ export class Pool<T> implements AsyncDisposable {
     }
     return new Promise<Lease<T>>((resolve, reject) => {
       const deadline = timeoutMs > 0 ? t0 + timeoutMs : Infinity;
-      this.#queue.push(new Waiter(this.#queue.owner, scope, raw, t0, deadline, ownTimeout, undefined, resolve as (value: never) => void, reject), true);
+      this.#queue.push(new Waiter(this.#queue.owner, scope, raw, t0, deadline, ownTimeout, undefined, resolve, reject), true);
       this.#requested++;
       this.#onSlot(slot);
     });
@@ -530,7 +530,7 @@ export class Pool<T> implements AsyncDisposable {
   }
 
   /** The waiter's deadline passed. */
-  #expire(waiter: Waiter): void {
+  #expire(waiter: Waiter<Lease<T>>): void {
     if (!this.#queue.remove(waiter)) return;
     const waitMs = performance.now() - waiter.t0;
     const stats = this.stats();
@@ -564,7 +564,7 @@ export class Pool<T> implements AsyncDisposable {
   }
 
   /** The waiter's signal aborted, or its scope was cancelled or closed. */
-  #giveUp(waiter: Waiter, reason: unknown): void {
+  #giveUp(waiter: Waiter<Lease<T>>, reason: unknown): void {
     if (this.#queue.remove(waiter)) waiter.reject(reason);
   }
 
