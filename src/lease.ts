@@ -11,6 +11,7 @@ import { LeaseReleasedError } from './errors.js';
 import { deliver, errorText, resourceName, siteText, type LeakedResource } from './report.js';
 import { addUnscoped, removeUnscoped, type WatchedEntry, type WatchedLease } from './registry.js';
 import { isPromiseLike, noop, RESOLVED } from './promises.js';
+import { currentOrigin, describes } from './origin.js';
 import { formatSite, type RawSite } from './sites.js';
 import { describe } from './validate.js';
 
@@ -69,6 +70,8 @@ export class LeaseState<T = unknown> implements WatchedLease {
   done: Promise<void> | undefined = undefined;
   /** How it was given back, for the LeaseReleasedError message. */
   releasedHow: string | undefined = undefined;
+  /** @internal Who was acquiring it (a test, in test mode); see origin.ts. */
+  readonly origin: object | undefined = currentOrigin();
 
   constructor(
     public value: T | undefined,
@@ -85,7 +88,7 @@ export class LeaseState<T = unknown> implements WatchedLease {
 
   describe(now: number): LeakedResource {
     const resource = { kind: this.kind, label: this.label, site: formatSite(this.raw), heldMs: now - this.t0 };
-    return this.pool === undefined ? resource : { ...resource, pool: this.pool.name };
+    return describes(this.pool === undefined ? resource : { ...resource, pool: this.pool.name }, this);
   }
 
   /** The held-too-long threshold that applies: its pool's own, else the global one. */

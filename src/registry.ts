@@ -11,6 +11,7 @@
 import { onConfigReset, onSettingsChange, settings, type LeakPolicy } from './config.js';
 import { GrowthTracker, type SiteCount } from './growth.js';
 import { newestFirst, push, remove, type List, type Node } from './list.js';
+import type { Originated } from './origin.js';
 import { deliver, plural, resourceLines, resourceName, scopeTitle, siteText, type LeakedResource, type ScopeInfo } from './report.js';
 import { formatSite, type RawSite } from './sites.js';
 
@@ -20,7 +21,7 @@ export interface WatchedEntry extends Node {
 }
 
 /** What the registry needs of a lease (implemented by `LeaseState`). */
-export interface WatchedLease extends WatchedEntry {
+export interface WatchedLease extends WatchedEntry, Originated {
   readonly kind: string;
   readonly label: string | undefined;
   readonly raw: RawSite | undefined;
@@ -36,7 +37,7 @@ export interface WatchedLease extends WatchedEntry {
 }
 
 /** What the registry needs of a scope (implemented by `Scope`). */
-export interface WatchedScope extends Node, List<WatchedScope> {
+export interface WatchedScope extends Node, List<WatchedScope>, Originated {
   readonly t0: number;
   /** When the sweep first saw it open (0: not yet). It was open then, so its age is at least `now - seenAt`. */
   seenAt: number;

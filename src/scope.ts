@@ -13,6 +13,7 @@ import { policyRule, settings, type LeakPolicy } from './config.js';
 import { attachReleaseErrors, foldErrors, LeakError, ScopeClosedError, ScopeTimeoutError, withoutStack } from './errors.js';
 import { createLease, type Lease, type LeaseState, type Owner, type TrackOptions } from './lease.js';
 import { push, remove, type List, type Node } from './list.js';
+import { currentOrigin, describes } from './origin.js';
 import { Finalizer } from './finalizer.js';
 import { coarseNow, roots, wake, type WatchedEntry, type WatchedScope } from './registry.js';
 import { unwatchSignal, watchSignal } from './signals.js';
@@ -112,6 +113,8 @@ export class Scope implements AsyncDisposable {
   reportedStale = false;
   /** @internal Acquires waiting on behalf of this scope's task (see ScopeWaiter), allocated on first use. */
   waiters: List<ScopeWaiter> | undefined = undefined;
+  /** @internal Who opened it (a test, in test mode); see origin.ts. */
+  readonly origin: object | undefined = currentOrigin();
 
   #state = OPEN;
   #closing: Promise<void> | undefined = undefined;
@@ -206,7 +209,7 @@ export class Scope implements AsyncDisposable {
 
   /** @internal The scope as reports show it. */
   info(): ScopeInfo {
-    return { id: this.id, name: this.name, site: formatSite(this.raw) };
+    return describes({ id: this.id, name: this.name, site: formatSite(this.raw) }, this);
   }
 
   /**
