@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { allowLeaks } from '../adapters/vitest/index.js';
 import { configure, getConfig, LeakError, openScope, resetConfig, type Config, type Settings } from '../src/index.js';
 import { useCleanCustodian, thrownBy } from './helpers.js';
 
@@ -74,6 +75,7 @@ describe('configure() returns the previous settings, and configure(previous) res
   });
 
   it('applies the settings: leaks "throw" makes a leaking scope\u2019s close reject with a LeakError, and restoring undoes it', async () => {
+    allowLeaks();
     const previous = configure({ leaks: 'throw' });
     const error = await closeWithALeak();
     expect(error).toBeInstanceOf(LeakError);

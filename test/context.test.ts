@@ -1,5 +1,6 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../adapters/vitest/index.js';
 import {
   currentScope,
   getReleaseErrors,
@@ -83,6 +84,7 @@ describe('withScope runs fn in a new scope and returns its result', () => {
   });
 
   it('closes the scope once fn settles, releasing what track() acquired in it', async () => {
+    allowLeaks(); // the scope reclaims the lease
     const released: string[] = [];
     let scope: Scope | undefined;
     await withScope(async (s) => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../adapters/vitest/index.js';
 import {
   configure,
   flattenSuppressed,
@@ -130,6 +131,7 @@ describe('error classes carry a stable name and code', () => {
   });
 
   it('LeakError, thrown by a leaking scope\u2019s close under the throw policy, with its report', async () => {
+    allowLeaks();
     configure({ leaks: 'throw' });
     const released: string[] = [];
     const scope = openScope({ name: 'strict' });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../adapters/vitest/index.js';
 import { inspect, LeaseReleasedError, openScope, track, withScope, type Lease, type LeakReport, type TrackOptions } from '../src/index.js';
 import { collectReports, collectWarnings, flush, useCleanCustodian, thrownBy } from './helpers.js';
 
@@ -85,6 +86,7 @@ describe('release() is idempotent', () => {
 
 describe('release() while the scope is reclaiming the lease', () => {
   it('resolves only once the in-flight release has finished', async () => {
+    allowLeaks(); // the scope reclaims the lease
     const log: string[] = [];
     const scope = openScope();
     const lease = scope.track('conn', {
@@ -101,6 +103,7 @@ describe('release() while the scope is reclaiming the lease', () => {
   });
 
   it('does not call the release function a second time', async () => {
+    allowLeaks(); // the scope reclaims the lease
     let calls = 0;
     const scope = openScope();
     const lease = scope.track('conn', { release: async () => void calls++ });
@@ -176,6 +179,7 @@ describe('lease properties', () => {
     const lease = scope.track(1, { release: () => {} });
     expect(lease.kind).toBe('resource');
     expect(lease.label).toBeUndefined();
+    await lease.release();
     await scope.close();
   });
 
@@ -185,6 +189,7 @@ describe('lease properties', () => {
     expect(lease.kind).toBe('mysql connection');
     expect(lease.label).toBe('primary');
     expect(Object.prototype.toString.call(lease)).toBe('[object Lease mysql connection (primary)]');
+    await lease.release();
     await scope.close();
   });
 
@@ -193,6 +198,7 @@ describe('lease properties', () => {
     const [lease, line] = [scope.track(1, { release: () => {} }), callerLine()];
     expect(lease.site).toMatch(/^test\/lease\.test\.ts:\d+:\d+$/);
     expect(lease.site?.split(':')[1]).toBe(String(line));
+    await lease.release();
     await scope.close();
   });
 
@@ -217,6 +223,7 @@ describe('lease properties', () => {
     const after = Date.now();
     expect(lease.acquiredAt).toBeGreaterThanOrEqual(before - 50);
     expect(lease.acquiredAt).toBeLessThanOrEqual(after + 50);
+    await lease.release();
     await scope.close();
   });
 });
@@ -227,6 +234,7 @@ describe('value', () => {
     const resource = { id: 1 };
     const lease = scope.track(resource, { release: () => {} });
     expect(lease.value).toBe(resource);
+    await lease.release();
     await scope.close();
   });
 
@@ -245,6 +253,7 @@ describe('value', () => {
   });
 
   it('says when the lease outlived its task: it was reclaimed by its scope, not released by the code', async () => {
+    allowLeaks();
     let kept: Lease<string> | undefined;
     await withScope((scope) => {
       kept = scope.track('conn', { release: () => {}, kind: 'test connection' }); // site:escaped
@@ -257,6 +266,7 @@ describe('value', () => {
   });
 
   it('throws a LeaseReleasedError after destroy and after the scope reclaimed the lease', async () => {
+    allowLeaks();
     const scope = openScope();
     const destroyed = scope.track('a', { release: () => {} });
     const reclaimed = scope.track('b', { release: () => {} });
@@ -368,6 +378,7 @@ describe('a released lease is no longer held by its scope', () => {
   });
 
   it('is reclaimed and reported when it was not released (the contrast)', async () => {
+    allowLeaks();
     const { reports, stop } = collectReports();
     const scope = openScope({ name: 'forgetful' });
     let calls = 0;
@@ -425,6 +436,7 @@ describe('track() validates its options', () => {
     const scope = openScope();
     const lease = scope.track(1, { release, destroy: undefined, kind: undefined, label: undefined });
     expect(lease.kind).toBe('resource');
+    await lease.release();
     await scope.close();
   });
 });

@@ -3,6 +3,7 @@
  * it catches retention — a scope or lease kept per task would cost 150–300 bytes each here.
  */
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../adapters/vitest/index.js';
 import { configure, createPool, openScope, track, withScope } from '../src/index.js';
 import { sweep } from '../src/registry.js';
 import { sleep, useCleanCustodian } from './helpers.js';
@@ -41,6 +42,7 @@ describe('long loops keep the heap flat', () => {
   });
 
   it('withScope with a lease the scope reclaims (a leak, reported through onLeak)', async () => {
+    allowLeaks();
     let reports = 0;
     configure({ onLeak: () => void reports++ });
     const perScope = await bytesPerIteration(N, (i) => withScope(() => void track(i, { release: noop })));
@@ -66,6 +68,7 @@ describe('long loops keep the heap flat', () => {
   });
 
   it('pool acquire and release, in scopes, with waiters, leaks and timeouts', async () => {
+    allowLeaks(); // one task of three leaks on purpose
     const pool = createPool({ create: () => ({}), destroy: noop }, { max: 2, acquireTimeoutMs: 60_000 });
     try {
       const perTask = await bytesPerIteration(N / 4, async (i) => {

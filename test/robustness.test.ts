@@ -5,6 +5,7 @@
  */
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../adapters/vitest/index.js';
 import { configure, currentScope, inspect, openScope, track, withScope, type Lease, type Scope } from '../src/index.js';
 import { sweep } from '../src/registry.js';
 import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, never, collectGarbage, busyWait } from './helpers.js';
@@ -13,6 +14,7 @@ useCleanCustodian({ leaks: 'reclaim' });
 
 describe('the GC backstop sees through the objects that acquired a lease', () => {
   it('collects an unscoped lease stored on the object whose method acquired it (sites: always)', async () => {
+    allowLeaks(); // the GC backstop is the subject
     configure({ sites: 'always' });
     const { reports, stop } = collectReports();
     const released: string[] = [];
@@ -64,6 +66,7 @@ describe('values thrown that are not Errors (a null-prototype object has no Stri
   });
 
   it('never lets an onLeak hook that throws one reach the task', async () => {
+    allowLeaks(); // the hook needs a leak
     configure({ onLeak: () => { throw weird(); } });
     const warnings = collectWarnings();
     const result = await withScope(() => {
@@ -121,6 +124,7 @@ describe('closing a scope from outside while its task runs is a cancellation', (
   });
 
   it('stays an ordinary close when the task closes its own scope', async () => {
+    allowLeaks(); // its unreleased report is checked
     const { reports, stop } = collectReports();
     const log: string[] = [];
     const result = await withScope(async (scope) => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../adapters/vitest/index.js';
 import {
   configure,
   flattenSuppressed,
@@ -24,6 +25,7 @@ function releaseTimeouts(reports: readonly LeakReport[]) {
 
 describe('closing releases everything a scope owns in LIFO order', () => {
   it('releases use, adopt, defer and track entries newest first', async () => {
+    allowLeaks(); // the scope releases the tracked lease, in order
     const log: string[] = [];
     const scope = openScope();
     scope.defer(() => log.push('defer 1'));
@@ -336,6 +338,7 @@ describe('state and close()', () => {
   });
 
   it('is closed right after close() returns when every release is synchronous', () => {
+    allowLeaks(); // the scope releases the tracked lease
     const log: string[] = [];
     const scope = openScope();
     scope.defer(() => log.push('a'));
@@ -566,6 +569,7 @@ describe('use(), adopt() and defer() take ownership of their argument', () => {
 
 describe('disposeTimeoutMs: a release that hangs does not hang close', () => {
   it('moves on after the scope option\u2019s timeout, runs the remaining releases and reports a release-timeout', async () => {
+    allowLeaks(); // a hung release is the subject
     const { reports, stop } = collectReports();
     const log: string[] = [];
     const scope = openScope({ name: 'hung', disposeTimeoutMs: 30 });
@@ -589,6 +593,7 @@ describe('disposeTimeoutMs: a release that hangs does not hang close', () => {
   });
 
   it('gives each release its own full timeout, and reports every one that hangs', async () => {
+    allowLeaks();
     const { reports, stop } = collectReports();
     const log: string[] = [];
     const scope = openScope({ disposeTimeoutMs: 40 });
@@ -615,6 +620,7 @@ describe('disposeTimeoutMs: a release that hangs does not hang close', () => {
   });
 
   it('names the hung lease and where it was acquired', async () => {
+    allowLeaks();
     const { reports, stop } = collectReports();
     const scope = openScope({ disposeTimeoutMs: 20 });
     scope.track('conn', { release: () => never(), kind: 'test connection', label: 'primary' });
@@ -628,6 +634,7 @@ describe('disposeTimeoutMs: a release that hangs does not hang close', () => {
   });
 
   it('uses configure({ disposeTimeoutMs }) when the scope has no option', async () => {
+    allowLeaks(); // a hung release is the subject
     configure({ disposeTimeoutMs: 20 });
     const { reports, stop } = collectReports();
     const log: string[] = [];
@@ -644,6 +651,7 @@ describe('disposeTimeoutMs: a release that hangs does not hang close', () => {
   });
 
   it('reports each hung release separately and still finishes', async () => {
+    allowLeaks();
     const { reports, stop } = collectReports();
     const scope = openScope({ disposeTimeoutMs: 15 });
     scope.defer(() => never());

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../adapters/vitest/index.js';
 import { withScope, track } from '../src/index.js';
 import { collectReports, useCleanCustodian } from './helpers.js';
 
@@ -6,6 +7,7 @@ useCleanCustodian({ leaks: 'reclaim' });
 
 describe('smoke', () => {
   it('reclaims a lease the task forgot and names the line that acquired it', async () => {
+    allowLeaks();
     const { reports, stop } = collectReports();
     const released: string[] = [];
     await withScope(async () => {

@@ -6,6 +6,7 @@
  * the sites are computed from it.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { allowLeaks } from '../../adapters/vitest/index.js';
 import {
   createPool,
   currentScope,
@@ -198,6 +199,7 @@ export function describePoolAgainst<C>(driver: PoolDriver<C>): void {
     });
 
     it(`acquires, ${words.runsCommands} and releases in a scope; a leaked connection is reclaimed at scope end, reported with its line, and reused`, async () => {
+      allowLeaks();
       const t = tracked();
       const pool = newPool(t, { name: name('leak'), max: 2 });
       const { reports, stop } = collectReports();
@@ -243,6 +245,7 @@ export function describePoolAgainst<C>(driver: PoolDriver<C>): void {
     });
 
     it('leaves exactly the pool\u2019s own connections on the server after many tasks that release, leak or throw, and none after close()', async () => {
+      allowLeaks();
       const t = tracked();
       const pool = newPool(t, { name: name('many'), max: 4 });
       expect(await onServer(t)).toEqual([]); // the baseline: none of this pool's
@@ -290,6 +293,7 @@ export function describePoolAgainst<C>(driver: PoolDriver<C>): void {
     });
 
     it(session.title, async () => {
+      allowLeaks(); // one round leaks the connection on purpose
       const resets: number[] = [];
       const t = tracked({
         reset: async (conn) => {

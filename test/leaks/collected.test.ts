@@ -5,9 +5,10 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, currentScope, openScope, track, type LeakReport } from '../../src/index.js';
-import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn, collectGarbage } from '../helpers.js';
+import { allowLeaksInEveryTest, collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn, collectGarbage } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
+allowLeaksInEveryTest();
 beforeEach(flush);
 
 const siteOf = sitesIn(import.meta.url);

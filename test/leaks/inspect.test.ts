@@ -23,7 +23,7 @@ describe('inspect() returns JSON-serialisable data', () => {
     configure({ growthIntervalMs: 1, growthSamples: 1 });
     const scope = openScope({ name: 'json' });
     const child = scope.fork(); // no name, so some fields are undefined
-    scope.run(() => acquire('db'));
+    const scoped = scope.run(() => acquire('db'));
     const unscoped = acquire('db');
     // Two samples with a rise in between make a growth suspect (synchronously, so the timer cannot interfere).
     busyWait(2);
@@ -40,6 +40,7 @@ describe('inspect() returns JSON-serialisable data', () => {
     expect(new Date(snapshot.takenAt).toISOString()).toBe(snapshot.takenAt);
     await more.release();
     await unscoped.release();
+    await scoped.release();
     await child.close();
     await scope.close();
   });
@@ -56,14 +57,14 @@ describe('scopes.open counts every open scope, nested ones included', () => {
     const root = openScope({ name: 'root' }); // site:root
     const child = root.fork({ name: 'child' });
     const grandchild = child.fork({ name: 'grandchild' });
-    grandchild.track(1, { release: noop });
-    grandchild.track(2, { release: noop });
+    const leases = [grandchild.track(1, { release: noop }), grandchild.track(2, { release: noop })];
     const snapshot = inspect();
     expect(snapshot.scopes.open).toBe(3);
     const byName = new Map(snapshot.scopes.oldest.map((s) => [s.name, s]));
     expect(byName.get('root')).toMatchObject({ id: root.id, parentId: undefined, state: 'open', site: siteOf('root', 'openScope'), leases: 0, stale: false });
     expect(byName.get('child')).toMatchObject({ id: child.id, parentId: root.id, leases: 0 });
     expect(byName.get('grandchild')).toMatchObject({ id: grandchild.id, parentId: child.id, leases: 2 });
+    for (const lease of leases) await lease.release();
     await child.close();
     expect(inspect().scopes.open).toBe(1);
     await root.close();
@@ -147,11 +148,7 @@ describe('scopes.oldest is sorted by age, oldest first', () => {
 describe('leases.bySite groups outstanding leases by kind and site, with counts and unscoped counts', () => {
   it('groups scoped and unscoped leases of one kind and site together, largest group first', async () => {
     const scope = openScope();
-    scope.run(() => {
-      acquire('db');
-      acquire('db');
-      acquire('cache');
-    });
+    const scoped = scope.run(() => [acquire('db'), acquire('db'), acquire('cache')]);
     const loose = acquire('db');
     const other = track('x', { release: noop, kind: 'db' }); // site:other
     await sleep(5);
@@ -168,6 +165,7 @@ describe('leases.bySite groups outstanding leases by kind and site, with counts 
     expect(db?.oldestMs).toBeGreaterThanOrEqual(3);
     await loose.release();
     await other.release();
+    for (const lease of scoped) await lease.release();
     await scope.close();
     expect(inspect().leases).toEqual({ outstanding: 0, unscoped: 0, bySite: [] });
   });

@@ -17,9 +17,10 @@ import {
   type LeakPolicy,
   type LeakReport,
 } from '../../src/index.js';
-import { collectReports, collectWarnings, flush, sleep, useCleanCustodian } from '../helpers.js';
+import { allowLeaksInEveryTest, collectReports, collectWarnings, flush, sleep, useCleanCustodian } from '../helpers.js';
 
 useCleanCustodian();
+allowLeaksInEveryTest();
 
 // Process warnings are emitted on a later tick: let the previous test's ones go out before collecting.
 beforeEach(flush);

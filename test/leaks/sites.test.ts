@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configure, openScope, track, withScope, type Lease, type LeakReport, type TrackOptions } from '../../src/index.js';
-import { collectReports, useCleanCustodian, sitesIn } from '../helpers.js';
+import { allowLeaksInEveryTest, collectReports, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
+allowLeaksInEveryTest();
 
 const siteOf = sitesIn(import.meta.url);
 

@@ -5,6 +5,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, openScope, track, type LeakReport } from '../../src/index.js';
 import { sweep } from '../../src/registry.js';
+import { allowLeaks } from '../../adapters/vitest/index.js';
 import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leakThresholdMs: 30, leaks: 'reclaim' }); // THRESHOLD_MS
@@ -92,6 +93,7 @@ describe('a lease reported as held too long gets a "returned-late" follow-up whe
   });
 
   it('follows up when the owning scope reclaims it, too', async () => {
+    allowLeaks();
     const { reports, stop } = collectReports();
     const scope = openScope();
     scope.track('conn', { release: noop, kind: 'forgotten' });

@@ -4,9 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { configure, getReleaseErrors, LeaseReleasedError, openScope, track, withScope, type LeakReport, type Lease, type Scope } from '../../src/index.js';
-import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
+import { allowLeaksInEveryTest, collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
+allowLeaksInEveryTest();
 
 const siteOf = sitesIn(import.meta.url);
 

@@ -4,6 +4,7 @@
  * timeout hits it destroys what is still out and reports who holds it. Idempotent; `await using`.
  */
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../../adapters/vitest/index.js';
 import { channels, createPool, inspect, LeaseReleasedError, PoolClosedError, withScope, type LeakReport } from '../../src/index.js';
 import { collectReports, collectWarnings, flush, gate, never, rejectionOf, sitesIn, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, manualCreate, record, settledFlag, usePools, type Res } from './fake.js';
@@ -91,6 +92,7 @@ describe('close() waits for borrowed leases', () => {
   });
 
   it('waits for a lease its scope gives back', async () => {
+    allowLeaks(); // the scope reclaims the lease
     const fake = fakeFactory();
     const pool = newPool(fake.factory);
     const inside = gate();
@@ -164,6 +166,7 @@ describe('close() waits for borrowed leases', () => {
 
 describe('close({ timeout }) with leases still out', () => {
   it('reports them in a pool-close report with their sites, and destroys them', async () => {
+    allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { name: 'stuck', kind: 'fake connection', max: 2 });
     const kept = await pool.acquire(); // site:kept
@@ -190,6 +193,7 @@ describe('close({ timeout }) with leases still out', () => {
   });
 
   it('publishes the forced destroys with reason closed and a PoolClosedError cause, not as a holder\'s destroy', async () => {
+    allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { name: 'forced' });
     await pool.acquire();
@@ -201,6 +205,7 @@ describe('close({ timeout }) with leases still out', () => {
   });
 
   it("the holder's later release() is harmless: resolves, destroys nothing twice, returns nothing to the pool", async () => {
+    allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory);
     const kept = await pool.acquire();
@@ -214,6 +219,7 @@ describe('close({ timeout }) with leases still out', () => {
   });
 
   it('a lease destroyed by the close is no longer its scope\'s: the scope end neither releases it again nor reports it', async () => {
+    allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory);
     const { reports, stop } = collectReports();

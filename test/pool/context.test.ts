@@ -3,6 +3,7 @@
  * scope, whoever released the resource it got; the factory's functions run outside any scope.
  */
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../../adapters/vitest/index.js';
 import { currentScope, inspect, openScope, withScope, type Lease, type Scope } from '../../src/index.js';
 import { collectReports, flush, gate, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, usePools, type Res } from './fake.js';
@@ -15,6 +16,7 @@ const leasesHeldBy = (scope: Scope) => inspect().scopes.oldest.find((s) => s.id 
 
 describe('a waiter resumes in its own context', () => {
   it('50 tasks through a pool of 2: each resumes in its own scope and holds its lease in its own scope', async () => {
+    allowLeaks(); // half of the tasks leak on purpose
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { max: 2, acquireTimeoutMs: 10_000 });
     const { reports, stop } = collectReports();
@@ -51,6 +53,7 @@ describe('a waiter resumes in its own context', () => {
   });
 
   it("a lease handed over by a release in another scope belongs to the waiter's scope, not the releaser's", async () => {
+    allowLeaks(); // the waiter's scope reclaims its lease
     const pool = newPool(fakeFactory().factory, { max: 1 });
     const releaser = openScope({ name: 'releaser' });
     const waiterScope = openScope({ name: 'waiter' });
@@ -71,6 +74,7 @@ describe('a waiter resumes in its own context', () => {
   });
 
   it('a waiter in no scope gets an unscoped lease even when a scope released the resource', async () => {
+    allowLeaks(); // the releaser's scope reclaims its lease
     const pool = newPool(fakeFactory().factory, { max: 1 });
     const releaser = openScope();
     const held = await releaser.run(() => pool.acquire());
@@ -88,6 +92,7 @@ describe('a waiter resumes in its own context', () => {
   });
 
   it('a waiter in a scope gets a lease of its scope when the resource was released from no scope', async () => {
+    allowLeaks(); // the waiter's scope reclaims its lease
     const pool = newPool(fakeFactory().factory, { max: 1 });
     const held = await pool.acquire();
     const inside = gate();
@@ -128,6 +133,7 @@ describe('a waiter resumes in its own context', () => {
 
 describe('the factory runs outside any scope', () => {
   it('create, validate, reset and destroy see currentScope() === undefined, also after their own awaits', async () => {
+    allowLeaks(); // a scope reclaims a lease, to run reset
     const seen: string[] = [];
     const note = (what: string) => seen.push(`${what}:${currentScope() === undefined ? 'none' : `scope ${currentScope()?.name}`}`);
     let next = 0;

@@ -3,6 +3,7 @@
  * destroy, timeout, leak), stats() at known points, and inspect().pools.
  */
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../../adapters/vitest/index.js';
 import { channels, inspect, PoolTimeoutError, track, withScope, type LeakReport } from '../../src/index.js';
 import { flush, gate, rejectionOf, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, manualCreate, record, usePools, type Res } from './fake.js';
@@ -48,6 +49,7 @@ describe('custodian:pool:acquire and custodian:pool:release', () => {
   });
 
   it('publishes a release for a lease reclaimed by its scope, and for lease.destroy()', async () => {
+    allowLeaks();
     const releases = recordPool(channels.poolRelease, 'ev-reclaim');
     const pool = newPool(fakeFactory().factory, { name: 'ev-reclaim' });
     await withScope(async () => {
@@ -172,6 +174,7 @@ describe('custodian:pool:timeout', () => {
 
 describe('custodian:pool:leak', () => {
   it('publishes { pool, report } for unreleased, held-too-long, returned-late and pool-close reports about the pool', async () => {
+    allowLeaks();
     const leaks = recordPool<{ pool: string; report: LeakReport }>(channels.poolLeak, 'ev-leak');
     const pool = newPool(fakeFactory().factory, { name: 'ev-leak', leakThresholdMs: 20 });
     await withScope(async () => {
@@ -187,6 +190,7 @@ describe('custodian:pool:leak', () => {
   });
 
   it('publishes nothing for leaks of other resources, and once per pool for a report naming two pools', async () => {
+    allowLeaks();
     const all = record<{ pool: string; report: LeakReport }>(channels.poolLeak);
     const a = newPool(fakeFactory().factory, { name: 'ev-leak-a' });
     const b = newPool(fakeFactory().factory, { name: 'ev-leak-b' });

@@ -4,6 +4,7 @@
  * a create that throws synchronously or throws something that is not an Error, a validate that hangs.
  */
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../../adapters/vitest/index.js';
 import { channels, configure, PoolCreateError, PoolTimeoutError, withScope, type LeakReport } from '../../src/index.js';
 import { collectReports, flush, never, rejectionOf, sitesIn, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, record, settledFlag, usePools, type Res } from './fake.js';
@@ -17,6 +18,7 @@ type Destroy = { pool: string; reason: string; error?: unknown; cause?: unknown 
 
 describe('a reset that hangs', () => {
   it("is reported after the scope's disposeTimeoutMs, and the scope's close does not hang", async () => {
+    allowLeaks(); // the scope reclaims the lease, and its reset hangs
     const fake = fakeFactory(() => ({ reset: () => never() }));
     const pool = newPool(fake.factory, { name: 'hung', kind: 'fake connection', max: 1 });
     const { reports, stop } = collectReports();
@@ -43,6 +45,7 @@ describe('a reset that hangs', () => {
   });
 
   it('is bounded by the global disposeTimeoutMs when the scope sets none', async () => {
+    allowLeaks(); // the scope reclaims the lease, and its reset hangs
     configure({ disposeTimeoutMs: 30 });
     const pool = newPool(fakeFactory(() => ({ reset: () => never() })).factory, { name: 'hung-global' });
     const { reports, stop } = collectReports();
@@ -269,5 +272,6 @@ describe('a validate or reset that hangs past acquireTimeoutMs', () => {
     expect(pool.stats()).toMatchObject({ borrowed: 0, size: 0 });
     const next = await pool.acquire({ timeout: 1_000 });
     expect(next.value.id).toBe(2);
+    await next.release();
   });
 });

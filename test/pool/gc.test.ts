@@ -4,6 +4,7 @@
  * a closed pool, its timers and its resources can be collected.
  */
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../../adapters/vitest/index.js';
 import { createPool, type LeakReport, type Pool } from '../../src/index.js';
 import { collectGarbage, collectReports, flush, sitesIn, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, usePools, type Res } from './fake.js';
@@ -21,6 +22,7 @@ async function acquireAndDrop(pool: Pool<Res>): Promise<void> {
 
 describe('an unscoped lease dropped unreleased', () => {
   it('is given back when collected, reported with its line and pool, and the resource is reused', async () => {
+    allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { name: 'gc-pool', kind: 'fake connection', max: 1 });
     const { reports, stop } = collectReports();
@@ -44,6 +46,7 @@ describe('an unscoped lease dropped unreleased', () => {
   });
 
   it('heals a full pool: a waiter gets the collected resource', async () => {
+    allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { max: 1, acquireTimeoutMs: 10_000 });
     await acquireAndDrop(pool);

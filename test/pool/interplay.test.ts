@@ -5,7 +5,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
-import { configure, currentScope, withScope, type LeakReport, type Scope } from '../../src/index.js';
+import { configure, currentScope, withScope, type Lease, type LeakReport, type Scope } from '../../src/index.js';
 import { flush, gate as gateOf, never, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, manualCreate, usePools, type Fake, type Res } from './fake.js';
 
@@ -190,6 +190,8 @@ describe('counting a validation in progress', () => {
     // First come, first served: the first acquire takes the resource that came first.
     expect([(await first).value.id, (await second).value.id]).toEqual([2, 1]);
     expect(fake.createCalls()).toBe(2);
+    await (await first).release();
+    await (await second).release();
   });
 });
 
@@ -234,7 +236,8 @@ describe('refills that settle together', () => {
     const pool = newPool(fake.factory, { min: 3, max: 3, acquireTimeoutMs: 2_000, idleTimeoutMs: 0 });
     await flush();
     const leases = [await pool.acquire(), await pool.acquire(), await pool.acquire()];
-    const waiting = pool.acquire().then((lease) => lease.value.id, (error: Error) => error.name);
+    let got: Lease<Res> | undefined;
+    const waiting = pool.acquire().then((lease) => ((got = lease), lease.value.id), (error: Error) => error.name);
     await flush();
     for (const lease of leases) await lease.destroy();
     await flush();
@@ -245,6 +248,7 @@ describe('refills that settle together', () => {
     for (const r of rest) r.fail();
     b?.ok(); // one refill works, in the same turn as the failures
     expect(typeof (await waiting)).toBe('number');
+    await got?.release();
   });
 });
 

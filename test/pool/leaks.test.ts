@@ -4,6 +4,7 @@
  * end of the block; the pool's leakThresholdMs reports a lease held too long, then when it returns.
  */
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../../adapters/vitest/index.js';
 import { configure, openScope, withScope, type Lease, type LeakReport } from '../../src/index.js';
 import { collectReports, collectWarnings, flush, never, sitesIn, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, usePools, type Res } from './fake.js';
@@ -18,6 +19,7 @@ type ReturnedLate = Extract<LeakReport, { type: 'returned-late' }>;
 
 describe('a lease acquired in a scope and never released', () => {
   it('is given back when the scope ends, and the next acquire reuses the resource', async () => {
+    allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { name: 'leaky', kind: 'fake connection' });
     let held: Lease<Res> | undefined;
@@ -35,6 +37,7 @@ describe('a lease acquired in a scope and never released', () => {
   });
 
   it('is reported as "unreleased" with the acquiring line, the pool name, kind and label', async () => {
+    allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { name: 'orders-db', kind: 'fake connection' });
     const { reports, stop } = collectReports();
@@ -61,6 +64,7 @@ describe('a lease acquired in a scope and never released', () => {
   });
 
   it('reports the line of the pool.use() call for a lease a use() callback never gets to release', async () => {
+    allowLeaks();
     const pool = newPool(fakeFactory().factory, { name: 'use-site' });
     const { reports, stop } = collectReports();
     const scope = openScope();
@@ -76,6 +80,7 @@ describe('a lease acquired in a scope and never released', () => {
   });
 
   it('gives back every lease of the scope, each reported, none destroyed', async () => {
+    allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { name: 'many', max: 3 });
     const { reports, stop } = collectReports();
@@ -93,6 +98,7 @@ describe('a lease acquired in a scope and never released', () => {
   });
 
   it('is given back by a scope closed with close() (openScope), too', async () => {
+    allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { name: 'open-scope' });
     const scope = openScope();
@@ -104,6 +110,7 @@ describe('a lease acquired in a scope and never released', () => {
   });
 
   it('emits a ResourceLeakWarning (CUSTODIAN_UNRELEASED) under the default "warn" policy', async () => {
+    allowLeaks();
     configure({ leaks: 'warn' });
     const pool = newPool(fakeFactory().factory, { name: 'warned', kind: 'fake connection' });
     const { warnings, stop } = collectWarnings();

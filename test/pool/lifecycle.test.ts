@@ -4,6 +4,7 @@
  * min, min created at start.
  */
 import { describe, expect, it, vi } from 'vitest';
+import { allowLeaks } from '../../adapters/vitest/index.js';
 import { channels, withScope } from '../../src/index.js';
 import { flush, gate, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, record, settledFlag, usePools, type Res } from './fake.js';
@@ -120,7 +121,8 @@ describe('validate', () => {
     }));
     const pool = newPool(fake.factory);
     await cycle(pool);
-    const waiting = settledFlag(pool.acquire());
+    const acquiring = pool.acquire();
+    const waiting = settledFlag(acquiring);
     await flush();
     expect(checking).toBe(true);
     expect(waiting.settled).toBe(false);
@@ -130,6 +132,7 @@ describe('validate', () => {
     expect(waiting.settled).toBe(true);
     expect(pool.stats()).toMatchObject({ borrowed: 1, pending: 0 });
     expect(fake.createCalls()).toBe(1);
+    await (await acquiring).release();
   });
 });
 
@@ -163,6 +166,7 @@ describe('reset', () => {
   });
 
   it('runs when a scope reclaims the lease too', async () => {
+    allowLeaks();
     const resets: number[] = [];
     const fake = fakeFactory(() => ({ reset: (r: Res) => void resets.push(r.id) }));
     const pool = newPool(fake.factory);
@@ -205,6 +209,7 @@ describe('reset', () => {
     const lease = await waiting;
     expect(lease.value.id).toBe(2);
     expect(fake.destroyedIds()).toEqual([1]);
+    await lease.release();
   });
 });
 

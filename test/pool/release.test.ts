@@ -4,6 +4,7 @@
  * A cancelled task's lease is destroyed rather than reused.
  */
 import { describe, expect, it } from 'vitest';
+import { allowLeaks } from '../../adapters/vitest/index.js';
 import { channels, LeaseReleasedError, withScope, type Lease, type LeakReport } from '../../src/index.js';
 import { collectReports, flush, gate, never, rejectionOf, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, record, settledFlag, usePools, type Res } from './fake.js';
@@ -34,7 +35,8 @@ describe('release twice', () => {
     const pool = newPool(fake.factory, { max: 1, acquireTimeoutMs: 10_000 });
     const lease = await pool.acquire();
     const firstWaiter = pool.acquire();
-    const secondWaiter = settledFlag(pool.acquire());
+    const second = pool.acquire();
+    const secondWaiter = settledFlag(second);
     await lease.release();
     await lease.release();
     await lease[Symbol.asyncDispose]();
@@ -43,6 +45,8 @@ describe('release twice', () => {
     expect(got.value.id).toBe(1);
     expect(secondWaiter.settled).toBe(false);
     expect(pool.stats()).toMatchObject({ borrowed: 1, pending: 1, available: 0 });
+    await got.release();
+    await (await second).release();
   });
 
   it('a second release while an async reset runs waits for the same reset', async () => {
@@ -107,6 +111,7 @@ describe('destroy and release', () => {
   });
 
   it('a release after the scope reclaimed the lease is harmless', async () => {
+    allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { max: 1 });
     let kept: Lease<Res> | undefined;

@@ -11,9 +11,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { currentScope, inspect, track, withScope, type Lease, type Scope } from '../../src/index.js';
-import { PROPERTY_RUNS, useCleanCustodian } from '../helpers.js';
+import { allowLeaksInEveryTest, PROPERTY_RUNS, useCleanCustodian } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim', warningThrottleMs: 0 });
+allowLeaksInEveryTest();
 
 /** How a task waits: a microtask, setImmediate, or a timer of 0-3 ms. */
 type Pause = 'null' | 'immediate' | 0 | 1 | 2 | 3;

@@ -27,10 +27,11 @@
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { createPool, type Lease } from '../../src/index.js';
-import { flush, PROPERTY_RUNS, useCleanCustodian } from '../helpers.js';
+import { allowLeaksInEveryTest, flush, PROPERTY_RUNS, useCleanCustodian } from '../helpers.js';
 import { poolProgramArb, runPoolProgram, showPoolProgram, type PoolLike, type PoolProgram, type RunOptions } from './pool-program.js';
 
 useCleanCustodian({ leaks: 'reclaim', warningThrottleMs: 0, disposeTimeoutMs: 0 });
+allowLeaksInEveryTest();
 
 // Scopes that end without releasing are reported as leaks (process warnings): thousands, on purpose.
 let emitWarning: MockInstance<typeof process.emitWarning>;
