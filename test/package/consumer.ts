@@ -76,3 +76,42 @@ export async function pooled(): Promise<number> {
     await pool.close({ timeout: 1_000 });
   }
 }
+
+// Test mode, as a user's test file and setup file write it.
+import { expect } from 'vitest';
+import {
+  allowLeaks,
+  configureLeakCheck,
+  expectNoHeapGrowth,
+  expectNoLeaks,
+  HeapGrowthError,
+  ignoreCurrent,
+  ignoreLeaks,
+  LeakCheckError,
+  type FoundLeak,
+  type HeapGrowth,
+  type IgnoreRules,
+  type LeakCheckOptions,
+} from 'custodian/vitest';
+
+export async function testMode(): Promise<number> {
+  const rules: IgnoreRules = { sites: ['test/support/', /fixtures\//], kinds: ['metrics timer'] };
+  const options: LeakCheckOptions = { waitMs: 200, handles: true, ignore: rules };
+  configureLeakCheck(options);
+  ignoreLeaks(rules);
+  ignoreCurrent();
+  allowLeaks({ kinds: ['scope'] });
+  const value: number = await expectNoLeaks(() => pooled(), { waitMs: 50 });
+  await expect(() => handler()).not.toLeakResources();
+  await expect(async () => void track(1, { release: () => {} })).toLeakResources({ waitMs: 0 });
+  try {
+    const growth: HeapGrowth = await expectNoHeapGrowth(() => handler(), { iterations: 1_000, warmup: 100, maxBytesPerIteration: 32, samples: 6 });
+    return value + growth.bytesPerIteration;
+  } catch (error) {
+    if (error instanceof LeakCheckError) return error.leaks.map((leak: FoundLeak) => leak.heldMs).length + error.waitedMs;
+    if (error instanceof HeapGrowthError) return error.growth.samples.length;
+    throw error;
+  }
+  // @ts-expect-error the matcher takes options, not a string
+  await expect(handler).not.toLeakResources('fast');
+}

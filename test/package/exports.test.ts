@@ -50,6 +50,39 @@ describe('the published package', () => {
     for (const name of Object.keys(api)) expect(docs, `docs/api.md documents ${name}`).toContain(name);
   });
 
+  it('resolves "custodian/vitest" and "custodian/vitest/setup" to the built adapter', () => {
+    expect(fileURLToPath(import.meta.resolve('custodian/vitest'))).toBe(`${root}dist/adapters/vitest/index.js`);
+    expect(fileURLToPath(import.meta.resolve('custodian/vitest/setup'))).toBe(`${root}dist/adapters/vitest/setup.js`);
+  });
+
+  it('exports exactly the documented names from custodian/vitest', async () => {
+    const api: Record<string, unknown> = await import('custodian/vitest');
+    expect(Object.keys(api).sort()).toEqual(
+      [
+        'HeapGrowthError',
+        'LeakCheckError',
+        'allowLeaks',
+        'configureLeakCheck',
+        'expectNoHeapGrowth',
+        'expectNoLeaks',
+        'ignoreCurrent',
+        'ignoreLeaks',
+        'leakMatchers',
+      ].sort(),
+    );
+    const docs = readFileSync(`${root}docs/api.md`, 'utf8');
+    for (const name of Object.keys(api)) expect(docs, `docs/api.md documents ${name}`).toContain(name);
+    const declarations = readFileSync(`${root}dist/adapters/vitest/check.d.ts`, 'utf8') + readFileSync(`${root}dist/adapters/vitest/heap.d.ts`, 'utf8');
+    expect(declarations).not.toMatch(/@internal|constructor\(/);
+  });
+
+  it('lists vitest as an optional peer dependency, and core depends on generic-pool only', () => {
+    const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as Record<string, Record<string, unknown>>;
+    expect(pkg['dependencies']).toEqual({ 'generic-pool': expect.any(String) });
+    expect(pkg['peerDependencies']).toEqual({ vitest: '>=4.1.0' });
+    expect(pkg['peerDependenciesMeta']).toEqual({ vitest: { optional: true } });
+  });
+
   it('publishes no internal member on its public classes', () => {
     for (const file of ['scope.d.ts', 'lease.d.ts']) {
       const text = readFileSync(`${root}dist/src/${file}`, 'utf8');
