@@ -2,7 +2,8 @@
  * The check itself: when a run's code has returned, wait a little for stragglers (bounded retries
  * with backoff, like goleak and Deno's sanitizers), then list what is still left behind.
  */
-import { setTimeout as delay } from 'node:timers/promises';
+// From node:timers, not the global: a test that left vi.useFakeTimers() on must not freeze the check.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { findLeftovers, settle, withoutIgnored, type Finding, type FoundLeak } from './findings.js';
 import { forgetHandles } from './handles.js';
 import type { IgnoreRules } from './ignore.js';
@@ -29,8 +30,6 @@ export class LeakCheckError extends Error {
   }
 }
 
-// From node:timers, not the global: a test that left vi.useFakeTimers() on must not freeze the check.
-const sleep = (ms: number) => delay(ms);
 
 /** What a check found, and how long it waited. */
 export interface CheckResult {

@@ -5,7 +5,7 @@
  */
 import { newestFirst, type List } from '../../src/list.js';
 import type { Originated } from '../../src/origin.js';
-import { leasesOf, roots, unscoped, type WatchedLease, type WatchedScope } from '../../src/registry.js';
+import { leasesOf, liveLeases, openScopes, roots, unscoped, type WatchedLease, type WatchedScope } from '../../src/registry.js';
 import { reportTitle } from '../../src/report.js';
 import { handlesOf } from './handles.js';
 import { isIgnored, type IgnoreRules } from './ignore.js';
@@ -176,14 +176,7 @@ export function withoutIgnored(findings: readonly Finding[], rules: readonly Ign
  * when a later close reclaims it. What the run acquires after this is reported at its file's end.
  */
 export function settle(run: Run, accounted: WeakSet<object>): void {
-  const visit = (list: List<WatchedScope>) => {
-    for (const scope of newestFirst(list)) {
-      if (runOf(scope) === run) accounted.add(scope);
-      for (const lease of leasesOf(scope)) if (runOf(lease) === run) accounted.add(lease);
-      visit(scope);
-    }
-  };
-  visit(roots);
-  for (const lease of newestFirst(unscoped)) if (runOf(lease) === run) accounted.add(lease);
+  for (const scope of openScopes()) if (runOf(scope) === run) accounted.add(scope);
+  for (const lease of liveLeases()) if (runOf(lease) === run) accounted.add(lease);
   for (const charge of run.charges) if (charge.subject !== undefined) accounted.add(charge.subject);
 }

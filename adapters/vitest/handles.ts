@@ -119,7 +119,7 @@ function isRunning(resource: object | undefined): boolean {
 }
 
 /** The handles `run` created that still run, oldest first; one with no frame of the user's names the library or Node code that created it. */
-export function handlesOf(run: Run, now: number): LiveHandle[] {
+export function handlesOf(run: Run, at: number): LiveHandle[] {
   const found: LiveHandle[] = [];
   for (const [asyncId, handle] of live) {
     if (handle.run !== run) continue;
@@ -130,7 +130,7 @@ export function handlesOf(run: Run, now: number): LiveHandle[] {
     }
     const site = formatSite(handle.raw);
     const repeating = handle.kind === 'timer' && (resource as { _repeat?: unknown })._repeat != null;
-    found.push({ kind: repeating ? 'interval' : handle.kind, site, via: site === undefined ? libraryFrame(handle.raw) : undefined, heldMs: now - handle.t0 });
+    found.push({ kind: repeating ? 'interval' : handle.kind, site, via: site === undefined ? libraryFrame(handle.raw) : undefined, heldMs: at - handle.t0 });
   }
   return found;
 }

@@ -3,14 +3,12 @@
  * acquired, for how long, and what to do about it.
  */
 import { isAbsolute, resolve } from 'node:path';
+import { plural, resourceName } from '../../src/report.js';
 import { unknownSite } from '../../src/sites.js';
 import type { FoundLeak } from './findings.js';
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-
 function what(leak: FoundLeak): string {
-  if (leak.type === 'scope') return leak.detail ?? 'scope';
-  return leak.label === undefined ? leak.kind : `${leak.kind} (${leak.label})`;
+  return leak.type === 'scope' ? (leak.detail ?? 'scope') : resourceName(leak);
 }
 
 function held(leak: FoundLeak): string {

@@ -2,8 +2,7 @@
  * Test mode's process-wide settings and the calls that adjust them: configureLeakCheck(),
  * ignoreLeaks(), ignoreCurrent(), and allowLeaks() for one test.
  */
-import { newestFirst, type List } from '../../src/list.js';
-import { leasesOf, roots, unscoped, type WatchedScope } from '../../src/registry.js';
+import { liveLeases, openScopes } from '../../src/registry.js';
 import { rules, validateOptions } from '../../src/validate.js';
 import { useHandleTracking } from './handles.js';
 import { checkRules, type IgnoreRules } from './ignore.js';
@@ -87,15 +86,8 @@ export function ignoreLeaks(rules: IgnoreRules): void {
  * that leaves something on purpose. Later acquisitions are checked as usual.
  */
 export function ignoreCurrent(): void {
-  const visit = (list: List<WatchedScope>) => {
-    for (const scope of newestFirst(list)) {
-      accounted.add(scope);
-      for (const lease of leasesOf(scope)) accounted.add(lease);
-      visit(scope);
-    }
-  };
-  visit(roots);
-  for (const lease of newestFirst(unscoped)) accounted.add(lease);
+  for (const scope of openScopes()) accounted.add(scope);
+  for (const lease of liveLeases()) accounted.add(lease);
 }
 
 /**
