@@ -4,14 +4,13 @@
  */
 import { settings } from './config.js';
 import type { GrowthSuspect } from './growth.js';
-import { newestFirst } from './list.js';
-import { growth, leasesOf, openScopes, unscoped, type WatchedLease } from './registry.js';
+import { growth, leases, leasesOf, scopes, unscopedLeases } from './registry.js';
 import type { Scope, ScopeState } from './scope.js';
 import { openPools, type PoolStats } from './pool.js';
 import { formatSite } from './sites.js';
 import { rules, validateOptions } from './validate.js';
 
-const optionRules = { maxScopes: rules.count };
+const optionRules = { maxScopes: rules.count, maxLeases: rules.count };
 
 /** An open scope in a snapshot. */
 export interface ScopeSnapshot {
@@ -46,8 +45,18 @@ export interface PoolSnapshot extends PoolStats {
 /** What `inspect()` returns. */
 export interface Snapshot {
   readonly takenAt: string;
-  readonly scopes: { readonly open: number; readonly oldest: readonly ScopeSnapshot[] };
-  readonly leases: { readonly outstanding: number; readonly unscoped: number; readonly bySite: readonly SiteSnapshot[] };
+  /** `open` counts every open scope; `oldest` lists the `maxScopes` oldest; `omitted` is how many were not listed. */
+  readonly scopes: { readonly open: number; readonly oldest: readonly ScopeSnapshot[]; readonly omitted: number };
+  /**
+   * `outstanding` counts every held lease and `unscoped` those held by no scope; `bySite` groups
+   * the `maxLeases` oldest of them; `omitted` is how many younger ones were not grouped.
+   */
+  readonly leases: {
+    readonly outstanding: number;
+    readonly unscoped: number;
+    readonly bySite: readonly SiteSnapshot[];
+    readonly omitted: number;
+  };
   /** Pools created and not yet closed, in creation order. */
   readonly pools: readonly PoolSnapshot[];
   readonly suspects: readonly GrowthSuspect[];
@@ -57,22 +66,49 @@ export interface Snapshot {
 export interface InspectOptions {
   /** At most this many scopes are listed (the oldest). Default 100. */
   maxScopes?: number;
+  /**
+   * At most this many leases (the oldest) are grouped by site; formatting a site costs about 10 µs
+   * the first time, so this bounds how long inspect() can take. Default 10000.
+   */
+  maxLeases?: number;
 }
 
 /**
  * Returns a snapshot of open scopes (oldest first), outstanding leases grouped by site (largest
- * group first), growth suspects and the stats of every open pool. Formatting sites costs about 10 µs each the first time.
+ * group first), growth suspects and the stats of every open pool. Bounded: it lists at most
+ * `maxScopes` scopes and groups at most `maxLeases` leases, whatever is open, and says how many it
+ * left out; the counts are always exact.
  */
 export function inspect(options: InspectOptions = {}): Snapshot {
   validateOptions('inspect()', options, optionRules);
   const maxScopes = options.maxScopes ?? 100;
+  const maxLeases = options.maxLeases ?? 10_000;
   const now = performance.now();
-  const scopes: ScopeSnapshot[] = [];
+  const oldest: ScopeSnapshot[] = [];
+  // The chain is in open order, so the oldest come first: no sort, and no walk past maxScopes.
+  for (let s = scopes.first(); s !== undefined && oldest.length < maxScopes; s = scopes.after(s)) {
+    const scope = s as Scope;
+    let held = 0;
+    for (const _ of leasesOf(scope)) held++;
+    oldest.push({
+      id: scope.id,
+      name: scope.name,
+      parentId: scope.parent?.id,
+      state: scope.state,
+      site: scope.site,
+      ageMs: now - scope.t0,
+      leases: held,
+      stale: scope.reportedStale,
+    });
+  }
   const sites = new Map<string, { kind: string; site: string | undefined; count: number; unscoped: number; oldestMs: number }>();
-  const count = (lease: WatchedLease, isUnscoped: boolean) => {
+  let grouped = 0;
+  for (let lease = leases.first(); lease !== undefined && grouped < maxLeases; lease = leases.after(lease)) {
+    grouped++;
     const site = formatSite(lease.raw);
     const key = `${lease.kind}\0${site ?? ''}`;
     const heldMs = now - lease.t0;
+    const isUnscoped = lease.unscoped();
     const entry = sites.get(key);
     if (entry === undefined) sites.set(key, { kind: lease.kind, site, count: 1, unscoped: isUnscoped ? 1 : 0, oldestMs: heldMs });
     else {
@@ -80,39 +116,16 @@ export function inspect(options: InspectOptions = {}): Snapshot {
       if (isUnscoped) entry.unscoped++;
       entry.oldestMs = Math.max(entry.oldestMs, heldMs);
     }
-  };
-  let outstanding = 0;
-  let unscopedCount = 0;
-  for (const watched of openScopes()) {
-    const scope = watched as Scope;
-    let leases = 0;
-    for (const lease of leasesOf(scope)) {
-      leases++;
-      count(lease, false);
-    }
-    outstanding += leases;
-    scopes.push({
-      id: scope.id,
-      name: scope.name,
-      parentId: scope.parent?.id,
-      state: scope.state,
-      site: scope.site,
-      ageMs: now - scope.t0,
-      leases,
-      stale: scope.reportedStale,
-    });
   }
-  for (const lease of newestFirst(unscoped)) {
-    unscopedCount++;
-    count(lease, true);
-  }
-  outstanding += unscopedCount;
-  const open = scopes.length;
-  scopes.sort((a, b) => b.ageMs - a.ageMs);
   return {
     takenAt: new Date().toISOString(),
-    scopes: { open, oldest: scopes.slice(0, maxScopes) },
-    leases: { outstanding, unscoped: unscopedCount, bySite: [...sites.values()].sort((a, b) => b.count - a.count) },
+    scopes: { open: scopes.size, oldest, omitted: scopes.size - oldest.length },
+    leases: {
+      outstanding: leases.size,
+      unscoped: unscopedLeases(),
+      bySite: [...sites.values()].sort((a, b) => b.count - a.count),
+      omitted: leases.size - grouped,
+    },
     suspects: growth.suspects(settings.growthSamples),
     pools: [...openPools].map((pool) => ({ name: pool.name, ...pool.stats() })),
   };

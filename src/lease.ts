@@ -9,7 +9,8 @@
 import { settings, type LeakPolicy } from './config.js';
 import { LeaseReleasedError } from './errors.js';
 import { deliver, errorText, resourceName, siteText, type LeakedResource } from './report.js';
-import { addUnscoped, removeUnscoped, type WatchedEntry, type WatchedLease } from './registry.js';
+import { addLease, removeLease, type WatchedEntry, type WatchedLease } from './registry.js';
+import type { Linked } from './chain.js';
 import { isPromiseLike, noop, RESOLVED } from './promises.js';
 import { currentOrigin, describes } from './origin.js';
 import { formatSite, type RawSite } from './sites.js';
@@ -48,7 +49,7 @@ export interface PoolRef {
 
 /** @internal Who gave a lease back, for the LeaseReleasedError message. */
 export const BY_CODE = 'was already released';
-const BY_GC = 'was released by custodian after its handle was garbage-collected';
+const BY_GC = 'was destroyed by custodian after its handle was garbage-collected';
 
 /** @internal LeaseState.state of a lease not yet given back. */
 export const HELD = 0;
@@ -63,6 +64,9 @@ function asPromise(result: unknown): Promise<void> {
 export class LeaseState<T = unknown> implements WatchedLease {
   prev: LeaseState | undefined = undefined;
   next: LeaseState | undefined = undefined;
+  // Links in the registry's chain of every held lease (see registry.ts).
+  older: Linked | undefined = undefined;
+  newer: Linked | undefined = undefined;
   readonly isLease = true;
   state = HELD;
   reportedLong = false;
@@ -100,6 +104,10 @@ export class LeaseState<T = unknown> implements WatchedLease {
     return this.owner === undefined ? settings.leaks : this.owner.leakPolicy();
   }
 
+  unscoped(): boolean {
+    return this.owner === undefined;
+  }
+
   /**
    * Marks the lease released, detaches it from its owner, and runs the release (or destroy).
    * Returns what the release returned (so a sync release stays sync) and throws what it throws.
@@ -109,7 +117,7 @@ export class LeaseState<T = unknown> implements WatchedLease {
     this.state = RELEASED;
     this.releasedHow = how;
     if (this.owner !== undefined) this.owner.detach(this);
-    else removeUnscoped(this);
+    removeLease(this, this.owner === undefined);
     if (this.reportedLong) this.reportReturnedLate();
     const { value, releaseFn, destroyFn } = this;
     // A released lease handle may live on in user code: it must not keep the resource, its release
@@ -119,7 +127,13 @@ export class LeaseState<T = unknown> implements WatchedLease {
     return destroying && destroyFn !== undefined ? destroyFn(value as T, reason) : (releaseFn as (value: T) => unknown)(value as T);
   }
 
-  /** The handle was garbage-collected while the lease was held: give the resource back, and say so. */
+  /**
+   * The handle was garbage-collected while the lease was held: destroy the resource, and say so.
+   * Destroy, not release: that nobody holds the lease proves nothing about the value, which the
+   * code may still be using (`const { value } = await pool.acquire()`). A pooled connection given
+   * back here would be handed to the next borrower while the first one still runs a transaction
+   * on it; destroyed, it is replaced, and the first user gets an error instead of a shared socket.
+   */
   collect(): void {
     if (this.state !== HELD) return;
     const resource = this.describe(performance.now());
@@ -128,14 +142,14 @@ export class LeaseState<T = unknown> implements WatchedLease {
         type: 'collected',
         resource,
         message: [
-          `${resourceName(resource)} acquired at ${siteText(resource.site)} was garbage-collected without being released, after ${Math.round(resource.heldMs)} ms; custodian released it`,
-          `  Release it explicitly (\`await using lease = ...\` or lease.release() in finally), or acquire it inside a scope so that the scope gives it back.`,
+          `${resourceName(resource)} acquired at ${siteText(resource.site)} was garbage-collected without being released, after ${Math.round(resource.heldMs)} ms; custodian destroyed it${this.pool === undefined ? '' : ` (pool "${this.pool.name}" makes a new one)`}`,
+          `  Its lease handle was dropped, but its value may still be in use, so it was not handed to anyone else. Keep the lease and release it (\`await using lease = ...\` or lease.release() in finally), or acquire it inside a scope so that the scope gives it back.`,
         ].join('\n'),
       },
       settings.leaks,
     );
     try {
-      this.done = asPromise(this.finish(false, undefined, BY_GC));
+      this.done = asPromise(this.finish(true, collectedReason(resource), BY_GC));
     } catch (error) {
       this.done = Promise.reject(error);
     }
@@ -154,6 +168,13 @@ export class LeaseState<T = unknown> implements WatchedLease {
       this.leakPolicy(),
     );
   }
+}
+
+/** What a collected lease's `destroy` is told: why the resource goes. */
+function collectedReason(resource: LeakedResource): Error {
+  const error = new Error(`${resourceName(resource)} acquired at ${siteText(resource.site)} was destroyed: its lease was garbage-collected unreleased`);
+  error.name = 'LeaseCollectedError';
+  return error;
 }
 
 function warnAsyncReleaseFailure(resource: LeakedResource, when: string, error: unknown): void {
@@ -299,13 +320,15 @@ export function createLease<T>(
 export function openLease<T>(state: LeaseState<T>): Lease<T> {
   const lease = new Lease<T>(state);
   const owner = state.owner;
-  if (owner !== undefined) owner.attach(state as LeaseState);
-  else {
+  if (owner !== undefined) {
+    owner.attach(state as LeaseState);
+    addLease(state as LeaseState, undefined);
+  } else {
     // V8 keeps an unformatted stack's frames, receivers included: `this.lease = track(...)` would
     // keep the handle reachable from its own state and the GC backstop would never fire. Formatting
     // now (~10 µs, only for unscoped leases whose site is recorded) turns the frames into a string.
     formatSite(state.raw);
-    addUnscoped(lease, state as LeaseState);
+    addLease(state as LeaseState, lease);
   }
   return lease;
 }

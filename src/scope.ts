@@ -15,7 +15,8 @@ import { createLease, type Lease, type LeaseState, type Owner, type TrackOptions
 import { push, remove, type List, type Node } from './list.js';
 import { currentOrigin, describes } from './origin.js';
 import { Finalizer } from './finalizer.js';
-import { coarseNow, roots, wake, type WatchedEntry, type WatchedScope } from './registry.js';
+import { addScope, coarseNow, removeScope, type WatchedEntry, type WatchedScope } from './registry.js';
+import type { Linked } from './chain.js';
 import { unwatchSignal, watchSignal } from './signals.js';
 import {
   deliver,
@@ -95,10 +96,14 @@ export class Scope implements AsyncDisposable {
   /** The scope this one was opened in, if any. */
   readonly parent: Scope | undefined;
 
-  /** @internal Sibling links in the parent's (or the registry's) list of open scopes. */
+  /** @internal Sibling links in the parent's list of open children. */
   prev: WatchedScope | undefined = undefined;
   /** @internal */
   next: WatchedScope | undefined = undefined;
+  /** @internal Links in the registry's chain of every open scope. */
+  older: Linked | undefined = undefined;
+  /** @internal */
+  newer: Linked | undefined = undefined;
   /** @internal The newest open child. */
   tail: WatchedScope | undefined = undefined;
   /** @internal Owned resources, newest at the tail. */
@@ -154,13 +159,13 @@ export class Scope implements AsyncDisposable {
     this.name = options?.name;
     this.parent = parent;
     this.raw = raw;
-    wake(); // first: it refreshes the coarse clock when the sweep was idle
+    addScope(this); // first: it refreshes the coarse clock when the sweep was idle
     // Exact open times only for those who measure scopes (diagnostics channel subscribers).
     this.t0 = openChannel.hasSubscribers || closeChannel.hasSubscribers ? performance.now() : coarseNow();
     this.#policy = options?.leaks ?? (parent === undefined ? undefined : parent.#policy);
     this.#disposeTimeoutMs = options?.disposeTimeoutMs ?? (parent === undefined ? undefined : parent.#disposeTimeoutMs);
     this.#cancellable = options?.timeout !== undefined || options?.signal !== undefined || (parent !== undefined && parent.#cancellable);
-    push(parent ?? roots, this);
+    if (parent !== undefined) push(parent, this);
     if (options !== undefined) {
       const { timeout, signal } = options;
       if (timeout !== undefined) {
@@ -221,25 +226,31 @@ export class Scope implements AsyncDisposable {
    */
   cancel(reason?: unknown): void {
     if (this.#aborted || this.#state === CLOSED) return;
-    this.#aborted = true;
-    this.#abortReason = reason === undefined ? withoutStack(() => new DOMException(`${scopeTitle(this)} was cancelled`, 'AbortError')) : reason;
-    this.#stopWatching();
+    const abortReason =
+      reason === undefined ? withoutStack(() => new DOMException(`${scopeTitle(this)} was cancelled`, 'AbortError')) : reason;
+    // The scope and its open descendants not cancelled yet (a cancelled one's are cancelled
+    // already), parents first. Collected first and worked on in flat loops: a tree 30,000 deep
+    // must not take 30,000 frames of stack.
+    const tree = subtree(this, (scope) => !scope.#aborted && scope.#state !== CLOSED);
+    for (const scope of tree) {
+      scope.#aborted = true;
+      scope.#abortReason = abortReason;
+      scope.#stopWatching();
+    }
     // Waits first, the children's too: an abort listener that releases a pooled lease must not hand
     // it to this very task, nor to one of its children about to be cancelled.
-    this.#endAllWaits(this.#abortReason);
-    this.#controller?.abort(this.#abortReason);
-    // Cancelling a child can close it at once, which unlinks it: read the next one first.
-    for (let child = this.tail as Scope | undefined; child !== undefined; ) {
-      const older = child.prev as Scope | undefined;
-      child.cancel(this.#abortReason);
-      child = older;
-    }
-    const interrupt = this.#interrupt;
-    if (interrupt !== undefined) {
-      this.#interrupt = undefined;
+    for (const scope of tree) if (scope.waiters?.tail !== undefined) scope.#endWaits(abortReason);
+    for (const scope of tree) scope.#controller?.abort(abortReason);
+    // The tasks' answers, children before parents: a cancellable task's scope closes when answered,
+    // and its children are closed (or closing) by then.
+    for (let i = tree.length - 1; i >= 0; i--) {
+      const scope = tree[i] as Scope;
+      const interrupt = scope.#interrupt;
+      if (interrupt === undefined) continue;
+      scope.#interrupt = undefined;
       // The task's releases run now: in its parent's context, not in that of whoever cancelled it
       // (a request aborting a shared signal must not own another request's cleanups).
-      storage.run(this.parent as Scope, interrupt, this.#abortReason);
+      storage.run(scope.parent as Scope, interrupt, abortReason);
     }
   }
 
@@ -322,12 +333,15 @@ export class Scope implements AsyncDisposable {
 
   /**
    * Ends the waits of this scope and of its open descendants (`reason`, or each one's closed
-   * reason). Walks only what exists: nothing is allocated for a tree with no waiter.
+   * reason). Walks the tree only when this scope has children.
    */
   #endAllWaits(reason: unknown): void {
-    if (this.waiters?.tail !== undefined) this.#endWaits(reason === undefined ? this.#closedReason() : reason);
-    for (let child = this.tail as Scope | undefined; child !== undefined; child = child.prev as Scope | undefined) {
-      if (child.#state === OPEN) child.#endAllWaits(reason ?? child.#abortReason);
+    if (this.tail === undefined) {
+      if (this.waiters?.tail !== undefined) this.#endWaits(reason ?? this.#closedReason());
+      return;
+    }
+    for (const scope of subtree(this, (s) => s === this || s.#state === OPEN)) {
+      if (scope.waiters?.tail !== undefined) scope.#endWaits(reason ?? (scope === this ? this.#closedReason() : scope.#abortReason ?? scope.#closedReason()));
     }
   }
 
@@ -514,35 +528,49 @@ export class Scope implements AsyncDisposable {
     }
   }
 
-  /** Releases children, then entries, newest first; continues asynchronously only when a release is async. */
-  #drain(): void | Promise<void> {
-    for (let child = this.tail as Scope | undefined; child !== undefined; ) {
-      if (child.#state !== OPEN && child.#closing === undefined) {
-        // Closing synchronously further up the stack (one of its releases closed this parent):
-        // it unlinks itself when done; waiting for it here would never end.
-        child = child.prev as Scope | undefined;
-        continue;
+  /**
+   * Releases children, then entries, newest first; continues asynchronously only when a release is
+   * async. An open child was left running or never closed: it is cancelled, and its subtree closes
+   * from the deepest scope up, each close starting only when its scope has no open child left, so
+   * that no close recurses into another (a chain 30,000 deep is closed in a loop).
+   */
+  #drain(from: Scope = this): void | Promise<void> {
+    let node = from;
+    for (;;) {
+      const child = node.#liveChild();
+      if (child !== undefined && child.#state === OPEN) {
+        if (!child.#aborted) {
+          const parent = node;
+          child.cancel(withoutStack(() => new ScopeClosedError(`${scopeTitle(parent)} closed while its child ${scopeTitle(child)} was still open`)));
+        }
+        if (child.#state === OPEN) node = child; // down: close its children first
+        continue; // cancelling may have closed it (a cancellable task answers at once)
       }
-      // A child still open when its parent closes was left running or never closed: stop it.
-      const open = child;
-      child.cancel(withoutStack(() => new ScopeClosedError(`${scopeTitle(this)} closed while its child ${scopeTitle(open)} was still open`)));
+      if (child !== undefined) {
+        // Closing asynchronously on its own: wait for it, then go on from here.
+        const at = node;
+        return (child.#closing as Promise<void>).then(() => this.#drain(at));
+      }
+      if (node === this) break;
+      // `node` has no open child left: close it (it only has its own entries to release).
+      const parent = node.parent as Scope;
       let result: void | Promise<void>;
       try {
-        result = child.#close(false, undefined) ?? child.#closing;
+        result = node.#close(false, undefined) ?? node.#closing;
       } catch (error) {
         (this.#errors ??= []).push(error);
         result = undefined;
       }
       if (result !== undefined) {
         return result.then(
-          () => this.#drain(),
+          () => this.#drain(parent),
           (error: unknown) => {
             (this.#errors ??= []).push(error);
-            return this.#drain();
+            return this.#drain(parent);
           },
         );
       }
-      child = this.tail as Scope | undefined;
+      node = parent;
     }
     for (let entry = this.entries.tail; entry !== undefined; entry = this.entries.tail) {
       let result: unknown;
@@ -555,6 +583,17 @@ export class Scope implements AsyncDisposable {
       if (isPromiseLike(result)) return this.#wait(result, entry).then(() => this.#drain());
     }
     return this.#finish();
+  }
+
+  /**
+   * The newest child that is open or closing asynchronously. A child closing synchronously further
+   * up the stack (one of its releases closed this parent) is passed over: it unlinks itself when
+   * done, and waiting for it here would never end.
+   */
+  #liveChild(): Scope | undefined {
+    let child = this.tail as Scope | undefined;
+    while (child !== undefined && child.#state !== OPEN && child.#closing === undefined) child = child.prev as Scope | undefined;
+    return child;
   }
 
   /** Releases one entry. A lease still held here was left behind: reclaimed, or destroyed when the close cut off a cancelled, running body. */
@@ -640,7 +679,7 @@ export class Scope implements AsyncDisposable {
       this.#deadline = this.#waitingFor = undefined;
     }
     if (this.parent !== undefined) remove(this.parent, this);
-    else remove(roots, this);
+    removeScope(this);
     this.#state = CLOSED;
     const info = this.reportedStale || this.#leaked !== undefined ? this.info() : undefined;
     if (info !== undefined && this.reportedStale) {
@@ -711,6 +750,29 @@ export class Scope implements AsyncDisposable {
         ? `cannot ${action} ${scopeTitle(this)}: it is ${this.state}. What was handed over was released at once. Acquire resources while the task runs, or in a longer-lived scope.`
         : `cannot ${action} ${scopeTitle(this)}: it is ${this.state}. This code is running after its task ended.`,
     );
+  }
+}
+
+/**
+ * `root` and its open descendants for which `take` says yes (a no skips that scope's descendants
+ * too), parents first, newest child first. Iterative: the depth of the tree costs no stack.
+ */
+function subtree(root: Scope, take: (scope: Scope) => boolean): Scope[] {
+  const out: Scope[] = [];
+  if (!take(root)) return out;
+  out.push(root);
+  let node = root;
+  for (;;) {
+    // Down to the newest child taken, else along to an older sibling, else up and along.
+    let next = node.tail as Scope | undefined;
+    while (next !== undefined && !take(next)) next = next.prev as Scope | undefined;
+    while (next === undefined && node !== root) {
+      for (next = node.prev as Scope | undefined; next !== undefined && !take(next); ) next = next.prev as Scope | undefined;
+      if (next === undefined) node = node.parent as Scope;
+    }
+    if (next === undefined) return out;
+    out.push(next);
+    node = next;
   }
 }
 

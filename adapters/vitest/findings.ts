@@ -3,9 +3,8 @@
  * charged to it (leases reclaimed at a scope's close, collected, destroyed at a pool's close) and,
  * when the handle check is on, its runtime handles.
  */
-import { newestFirst, type List } from '../../src/list.js';
 import type { Originated } from '../../src/origin.js';
-import { leasesOf, liveLeases, openScopes, roots, unscoped, type WatchedLease, type WatchedScope } from '../../src/registry.js';
+import { leasesOf, liveLeases, openScopes, type WatchedLease, type WatchedScope } from '../../src/registry.js';
 import { reportTitle } from '../../src/report.js';
 import { handlesOf } from './handles.js';
 import { isIgnored, type IgnoreRules } from './ignore.js';
@@ -51,34 +50,35 @@ function leaseLeak(lease: WatchedLease, now: number, scoped: boolean, test: stri
 
 /** Open scopes and held leases that `owns` claims, outermost claimed scope first, each scope with the claimed leases under it. */
 function outstanding(owns: Owns, accounted: WeakSet<object>, now: number, out: Finding[]): void {
-  const visit = (list: List<WatchedScope>, holder: FoundLeak[] | undefined) => {
-    for (const scope of newestFirst(list)) {
-      let holds = holder;
-      const run = accounted.has(scope) ? undefined : owns(scope);
-      if (holds === undefined && run !== undefined) {
-        const info = scope.info();
-        const leases: FoundLeak[] = [];
-        // Its t0 comes from a coarse clock (src/registry.ts); the run's start bounds the age.
-        const ageMs = Math.min(now - scope.t0, now - run.startedAt);
-        out.push({
-          leak: { type: 'scope', kind: 'scope', label: info.name, site: info.site, heldMs: ageMs, detail: reportTitle(info), test: lateName(run), holds: leases },
-          pending: true,
-        });
-        holds = leases;
-      }
-      for (const lease of leasesOf(scope)) {
-        if (accounted.has(lease)) continue;
-        const owner = owns(lease);
-        if (owner === undefined) continue;
-        if (holds !== undefined) holds.push(leaseLeak(lease, now, true, lateName(owner)));
-        else out.push({ leak: leaseLeak(lease, now, true, lateName(owner)), pending: true });
-      }
-      visit(scope, holds);
+  // Scopes come parents first, so a scope's holder (the list of its outermost claimed ancestor,
+  // or its own) is known from its parent's. A flat loop: nesting depth costs no stack.
+  const holders = new Map<WatchedScope, FoundLeak[] | undefined>();
+  for (const scope of openScopes()) {
+    const parent = (scope as WatchedScope & { readonly parent: WatchedScope | undefined }).parent;
+    let holds = parent === undefined ? undefined : holders.get(parent);
+    const run = accounted.has(scope) ? undefined : owns(scope);
+    if (holds === undefined && run !== undefined) {
+      const info = scope.info();
+      const leases: FoundLeak[] = [];
+      // Its t0 comes from a coarse clock (src/registry.ts); the run's start bounds the age.
+      const ageMs = Math.min(now - scope.t0, now - run.startedAt);
+      out.push({
+        leak: { type: 'scope', kind: 'scope', label: info.name, site: info.site, heldMs: ageMs, detail: reportTitle(info), test: lateName(run), holds: leases },
+        pending: true,
+      });
+      holds = leases;
     }
-  };
-  visit(roots, undefined);
-  for (const lease of newestFirst(unscoped)) {
-    if (accounted.has(lease)) continue;
+    if (holds !== undefined || scope.tail !== undefined) holders.set(scope, holds);
+    for (const lease of leasesOf(scope)) {
+      if (accounted.has(lease)) continue;
+      const owner = owns(lease);
+      if (owner === undefined) continue;
+      if (holds !== undefined) holds.push(leaseLeak(lease, now, true, lateName(owner)));
+      else out.push({ leak: leaseLeak(lease, now, true, lateName(owner)), pending: true });
+    }
+  }
+  for (const lease of liveLeases()) {
+    if (!lease.unscoped() || accounted.has(lease)) continue;
     const owner = owns(lease);
     if (owner !== undefined) out.push({ leak: leaseLeak(lease, now, false, lateName(owner)), pending: true });
   }

@@ -18,7 +18,7 @@ import {
   type PoolFactory,
   type PoolOptions,
 } from '../../src/index.js';
-import { collectReports, gate, rejectionOf, sitesIn, sleep, useCleanCustodian } from '../helpers.js';
+import { collectGarbage, collectReports, gate, rejectionOf, sitesIn, sleep, useCleanCustodian } from '../helpers.js';
 import { closedPort, collectDestroys, describeWithServer, RUN_ID, settle, type ServerStatus } from './servers.js';
 
 const siteOf = sitesIn(import.meta.url);
@@ -457,6 +457,28 @@ export function describePoolAgainst<C>(driver: PoolDriver<C>): void {
       }
       await pool.close();
       expect(await goneFromServer(t)).toEqual([]);
+    });
+
+    it('destroys a connection whose lease was garbage-collected while the code still used it, and never lends it again', async () => {
+      allowLeaks();
+      const t = tracked();
+      const pool = newPool(t, { name: name('collected'), max: 1 });
+      const { reports, stop } = collectReports();
+      // Outside any scope: the code keeps the connection and drops its lease (the GC backstop's case).
+      const kept = await (async () => (await pool.acquire()).value)();
+      const keptId = await driver.connectionId(kept);
+      await collectGarbage(() => reports.some((r) => r.type === 'collected'));
+      stop();
+      expect(reports.map((r) => r.type)).toEqual(['collected']);
+      const next = await withScope(async () => {
+        await using lease = await pool.acquire();
+        return driver.connectionId(lease.value);
+      });
+      expect(next).not.toBe(keptId); // a new connection, not the one the first user still holds
+      expect(await settle(async () => t.destroyed, (ids) => ids.includes(keptId))).toEqual([keptId]);
+      expect(await goneFromServer(t, [keptId])).toEqual([]);
+      await expect(driver.roundTrip.run(kept)).rejects.toBeInstanceOf(Error); // its user learns it is gone
+      await pool.close();
     });
 
     it('fails 50 concurrent acquires with PoolCreateError (cause: ECONNREFUSED) when the server refuses, without a retry loop', async () => {

@@ -1,7 +1,8 @@
 /**
  * Leak kind 4, the GC backstop: a lease acquired with no scope whose handle became garbage while
- * still held is reported ("collected") and its resource is given back, so a pool heals. Needs
- * `--expose-gc` (vitest.config.ts passes it to the forks).
+ * still held is reported ("collected") and its resource is destroyed (never given back for reuse:
+ * the code may still be using the value), so a pool heals with a new one. Needs `--expose-gc`
+ * (vitest.config.ts passes it to the forks).
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, currentScope, openScope, track, type LeakReport } from '../../src/index.js';
@@ -22,8 +23,8 @@ function acquireAndDrop(given: Connection[], id: number): void {
   track<Connection>({ id }, { release: (c) => void given.push(c), kind: 'pooled connection', label: 'main' }); // site:dropped
 }
 
-describe('an unscoped lease whose handle is garbage-collected unreleased is reported and given back', () => {
-  it('reports "collected" with the site and calls release once with the value', async () => {
+describe('an unscoped lease whose handle is garbage-collected unreleased is reported and destroyed', () => {
+  it('reports "collected" with the site and calls release once with the value when there is no destroy', async () => {
     expect(currentScope()).toBeUndefined();
     const { reports, stop } = collectReports();
     const given: Connection[] = [];
@@ -36,12 +37,29 @@ describe('an unscoped lease whose handle is garbage-collected unreleased is repo
     const report = reports[0] as Extract<LeakReport, { type: 'collected' }>;
     expect(report.resource).toEqual({ kind: 'pooled connection', label: 'main', site: siteOf('dropped', 'track'), heldMs: expect.any(Number) });
     expect(report.message.split('\n')).toEqual([
-      `pooled connection (main) acquired at ${siteOf('dropped', 'track')} was garbage-collected without being released, after ${Math.round(report.resource.heldMs)} ms; custodian released it`,
-      '  Release it explicitly (`await using lease = ...` or lease.release() in finally), or acquire it inside a scope so that the scope gives it back.',
+      `pooled connection (main) acquired at ${siteOf('dropped', 'track')} was garbage-collected without being released, after ${Math.round(report.resource.heldMs)} ms; custodian destroyed it`,
+      '  Its lease handle was dropped, but its value may still be in use, so it was not handed to anyone else. Keep the lease and release it (`await using lease = ...` or lease.release() in finally), or acquire it inside a scope so that the scope gives it back.',
     ]);
   });
 
-  it('gives back every dropped lease, each once (the pool heals)', async () => {
+  it('calls destroy, not release, when there is one, with a reason that says why, even while the value lives on', async () => {
+    const released: Connection[] = [];
+    const destroyed: { value: Connection; reason: unknown }[] = [];
+    const kept: Connection = { id: 9 }; // the code still uses the value; only the lease was dropped
+    (() => {
+      track(kept, { release: (c) => void released.push(c), destroy: (value, reason) => void destroyed.push({ value, reason }), kind: 'connection' }); // site:kept
+    })();
+    await collectGarbage(() => destroyed.length > 0);
+    expect(released).toEqual([]);
+    expect(destroyed).toHaveLength(1);
+    expect(destroyed[0]?.value).toBe(kept);
+    expect(destroyed[0]?.reason).toMatchObject({
+      name: 'LeaseCollectedError',
+      message: `connection acquired at ${siteOf('kept', 'track')} was destroyed: its lease was garbage-collected unreleased`,
+    });
+  });
+
+  it('gets rid of every dropped lease, each once (the pool heals)', async () => {
     const { reports, stop } = collectReports();
     const given: Connection[] = [];
     for (let id = 1; id <= 5; id++) acquireAndDrop(given, id);

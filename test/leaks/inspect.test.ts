@@ -47,8 +47,8 @@ describe('inspect() returns JSON-serialisable data', () => {
 
   it('reports nothing open when nothing is', () => {
     const snapshot = inspect();
-    expect(snapshot.scopes).toEqual({ open: 0, oldest: [] });
-    expect(snapshot.leases).toEqual({ outstanding: 0, unscoped: 0, bySite: [] });
+    expect(snapshot.scopes).toEqual({ open: 0, oldest: [], omitted: 0 });
+    expect(snapshot.leases).toEqual({ outstanding: 0, unscoped: 0, bySite: [], omitted: 0 });
   });
 });
 
@@ -133,9 +133,9 @@ describe('scopes.oldest is sorted by age, oldest first', () => {
 
   it('rejects an unknown option, naming the known ones', () => {
     const options = { maxScope: 2 } as unknown as InspectOptions;
-    expect(() => inspect(options)).toThrow(new TypeError("inspect(): unknown option 'maxScope'; known options are maxScopes"));
+    expect(() => inspect(options)).toThrow(new TypeError("inspect(): unknown option 'maxScope'; known options are maxScopes, maxLeases"));
     expect(() => inspect({ foo: 1 } as unknown as InspectOptions)).toThrow(
-      new TypeError("inspect(): unknown option 'foo'; known options are maxScopes"),
+      new TypeError("inspect(): unknown option 'foo'; known options are maxScopes, maxLeases"),
     );
   });
 
@@ -167,7 +167,7 @@ describe('leases.bySite groups outstanding leases by kind and site, with counts 
     await other.release();
     for (const lease of scoped) await lease.release();
     await scope.close();
-    expect(inspect().leases).toEqual({ outstanding: 0, unscoped: 0, bySite: [] });
+    expect(inspect().leases).toEqual({ outstanding: 0, unscoped: 0, bySite: [], omitted: 0 });
   });
 
   it('drops a lease from the counts once it is released', async () => {

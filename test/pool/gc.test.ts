@@ -1,13 +1,14 @@
 /**
- * Garbage collection: an unscoped lease dropped unreleased gives its resource back to the pool
- * (a 'collected' report with the line and the pool); a released lease does not keep its resource;
- * a closed pool, its timers and its resources can be collected.
+ * Garbage collection: an unscoped lease dropped unreleased has its resource destroyed and replaced
+ * (a 'collected' report with the line and the pool), never handed to another borrower, since the
+ * code may still be using the value; a released lease does not keep its resource; a closed pool,
+ * its timers and its resources can be collected.
  */
 import { describe, expect, it } from 'vitest';
 import { allowLeaks } from '../../adapters/vitest/index.js';
-import { createPool, type LeakReport, type Pool } from '../../src/index.js';
+import { channels, createPool, type LeakReport, type Pool } from '../../src/index.js';
 import { collectGarbage, collectReports, flush, sitesIn, sleep, useCleanCustodian } from '../helpers.js';
-import { fakeFactory, usePools, type Res } from './fake.js';
+import { fakeFactory, record, usePools, type Res } from './fake.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
 const newPool = usePools();
@@ -21,7 +22,7 @@ async function acquireAndDrop(pool: Pool<Res>): Promise<void> {
 }
 
 describe('an unscoped lease dropped unreleased', () => {
-  it('is given back when collected, reported with its line and pool, and the resource is reused', async () => {
+  it('has its resource destroyed when collected, reported with its line and pool; the next borrower gets a new one', async () => {
     allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { name: 'gc-pool', kind: 'fake connection', max: 1 });
@@ -30,7 +31,6 @@ describe('an unscoped lease dropped unreleased', () => {
     expect(pool.stats().borrowed).toBe(1);
     await collectGarbage(() => pool.stats().borrowed === 0);
     stop();
-    expect(pool.stats()).toMatchObject({ borrowed: 0, available: 1 });
     expect(reports.map((r) => r.type)).toEqual(['collected']);
     expect((reports[0] as Collected).resource).toEqual({
       kind: 'fake connection',
@@ -39,13 +39,33 @@ describe('an unscoped lease dropped unreleased', () => {
       heldMs: expect.any(Number),
       pool: 'gc-pool',
     });
+    expect(fake.destroyed).toEqual([fake.created[0]]);
     const lease = await pool.acquire();
-    expect(lease.value).toBe(fake.created[0]);
-    expect(fake.createCalls()).toBe(1);
+    expect(lease.value).not.toBe(fake.created[0]);
+    expect(fake.createCalls()).toBe(2);
     await lease.release();
   });
 
-  it('heals a full pool: a waiter gets the collected resource', async () => {
+  it('never lends the value to anyone else while the code that dropped the lease still uses it', async () => {
+    allowLeaks();
+    const fake = fakeFactory();
+    const destroyed = record(channels.poolDestroy);
+    const pool = newPool(fake.factory, { name: 'in-use', max: 1 });
+    // The seed's case: `const { value } = await pool.acquire()` outside any scope, value kept in use.
+    const kept = await (async () => (await pool.acquire()).value)();
+    const { reports, stop } = collectReports();
+    await collectGarbage(() => reports.length > 0);
+    stop();
+    await flush();
+    expect(destroyed.messages).toMatchObject([{ pool: 'in-use', reason: 'destroyed', cause: { name: 'LeaseCollectedError' } }]);
+    destroyed.stop();
+    const lease = await pool.acquire();
+    expect(lease.value).not.toBe(kept);
+    expect(fake.destroyed).toEqual([kept]);
+    await lease.release();
+  });
+
+  it('heals a full pool: a waiter gets a new resource', async () => {
     allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { max: 1, acquireTimeoutMs: 10_000 });
@@ -54,7 +74,8 @@ describe('an unscoped lease dropped unreleased', () => {
     let lease: Awaited<typeof waiting> | undefined;
     void waiting.then((l) => (lease = l));
     await collectGarbage(() => lease !== undefined);
-    expect(lease?.value.id).toBe(1);
+    expect(lease?.value.id).toBe(2);
+    expect(fake.destroyedIds()).toEqual([1]);
     await lease?.release();
   });
 });
