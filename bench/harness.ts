@@ -162,14 +162,18 @@ export async function measure(variants: readonly Variant[], options: MeasureOpti
 }
 
 /** A target a row is checked against. */
-export type Target = { readonly maxRatio: number } | { readonly maxDeltaNs: number } | { readonly maxBytes: number };
+export type Target =
+  | { readonly maxRatio: number }
+  | { readonly maxDeltaNs: number }
+  | { readonly maxBytes: number }
+  | { readonly maxValue: number; readonly unit: string };
 
 /** One line of the results table. */
 export interface Row {
   readonly group: string;
   readonly name: string;
-  /** 'time': ns/op against a baseline; 'memory': bytes per unit. */
-  readonly kind: 'time' | 'memory';
+  /** 'time': ns/op against a baseline; 'memory': bytes per unit; 'value': any other measured figure, in `unit`. */
+  readonly kind: 'time' | 'memory' | 'value';
   /** Median ns/op (time) or bytes per unit (memory). */
   readonly value: number;
   readonly unit: string;
@@ -237,6 +241,7 @@ function fmtTarget(t: Target | undefined): string {
   if (t === undefined) return '';
   if ('maxRatio' in t) return `≤ ${t.maxRatio}x`;
   if ('maxDeltaNs' in t) return `≤ +${t.maxDeltaNs} ns`;
+  if ('maxValue' in t) return `< ${t.maxValue} ${t.unit}`;
   return `< ${t.maxBytes} B`;
 }
 

@@ -20,6 +20,12 @@ export const channels = {
   poolTimeout: 'custodian:pool:timeout',
   /** `{ pool, report }` for every leak report about a resource of the pool (also on `custodian:leak`). */
   poolLeak: 'custodian:pool:leak',
+  /**
+   * `{ durationMs, done, scopes, leases }` after each slice of the periodic sweep: how long it held
+   * the event loop (a slice stops after about 2 ms), whether the pass is over, and how many scopes
+   * and leases were open. For watching what custodian costs a busy process.
+   */
+  sweep: 'custodian:sweep',
 } as const;
 
 /** The diagnostics channel every leak report is published on (same as `channels.leak`). */

@@ -86,7 +86,7 @@ export function inspect(options: InspectOptions = {}): Snapshot {
   const now = performance.now();
   const oldest: ScopeSnapshot[] = [];
   // The chain is in open order, so the oldest come first: no sort, and no walk past maxScopes.
-  for (let s = scopes.first(); s !== undefined && oldest.length < maxScopes; s = scopes.after(s)) {
+  for (let s = scopes.head; s !== undefined && oldest.length < maxScopes; s = s.newer as typeof s) {
     const scope = s as Scope;
     let held = 0;
     for (const _ of leasesOf(scope)) held++;
@@ -103,7 +103,7 @@ export function inspect(options: InspectOptions = {}): Snapshot {
   }
   const sites = new Map<string, { kind: string; site: string | undefined; count: number; unscoped: number; oldestMs: number }>();
   let grouped = 0;
-  for (let lease = leases.first(); lease !== undefined && grouped < maxLeases; lease = leases.after(lease)) {
+  for (let lease = leases.head; lease !== undefined && grouped < maxLeases; lease = lease.newer as typeof lease) {
     grouped++;
     const site = formatSite(lease.raw);
     const key = `${lease.kind}\0${site ?? ''}`;

@@ -13,7 +13,9 @@
  * process with 100,000 open scopes or leases, or scopes nested 30,000 deep, is neither crashed nor
  * stalled by it (docs/performance.md#sweep).
  */
+import { channel } from 'node:diagnostics_channel';
 import { Chain, type Cursor, type Linked } from './chain.js';
+import { channels } from './channels.js';
 import { onConfigReset, onSettingsChange, settings, type LeakPolicy } from './config.js';
 import { GrowthTracker, type SiteCount } from './growth.js';
 import { newestFirst, type List, type Node } from './list.js';
@@ -47,7 +49,7 @@ export interface WatchedLease extends WatchedEntry, Linked, Originated {
 /** What the registry needs of a scope (implemented by `Scope`). */
 export interface WatchedScope extends Node, Linked, List<WatchedScope>, Originated {
   readonly t0: number;
-  /** When the sweep first saw it open (0: not yet). It was open then, so its age is at least `now - seenAt`. */
+  /** When the sweep first saw it open (NaN: not yet). It was open then, so its age is at least `now - seenAt`. */
   seenAt: number;
   reportedStale: boolean;
   entries: List<WatchedEntry>;
@@ -181,14 +183,18 @@ const staleCursor: Cursor<WatchedScope> = scopes.cursor();
 const heldCursor: Cursor<WatchedLease> = leases.cursor();
 const growthCursor: Cursor<WatchedLease> = leases.cursor();
 
+/** Outstanding old leases by kind, then by site. */
+type GrowthCounts = Map<string, Map<string | undefined, SiteCount>>;
+
 /** A sweep under way: when it started, and the growth sample it is counting (if one is due). */
 interface Pass {
   readonly now: number;
   phase: 0 | 1 | 2 | 3;
-  counts: Map<string, SiteCount> | undefined;
+  counts: GrowthCounts | undefined;
 }
 
 let pass: Pass | undefined;
+const sweepChannel = channel(channels.sweep);
 let continuation: NodeJS.Immediate | undefined;
 
 function tick(): void {
@@ -204,8 +210,12 @@ function tick(): void {
 
 function resume(): void {
   continuation = undefined;
-  if (pass === undefined) return;
-  if (run(performance.now() + SLICE_MS)) pass = undefined;
+  const p = pass;
+  if (p === undefined) return;
+  const t0 = performance.now();
+  const done = run(t0 + SLICE_MS);
+  if (sweepChannel.hasSubscribers) sweepChannel.publish({ durationMs: performance.now() - t0, done, scopes: scopes.size, leases: leases.size });
+  if (done) pass = undefined;
   else {
     continuation = setImmediate(resume);
     continuation.unref();
@@ -272,8 +282,8 @@ function checkStale(now: number, thresholdMs: number, deadline: number): boolean
   for (let scope = staleCursor.next(); scope !== undefined; scope = staleCursor.next()) {
     if (++visited % CHECK_EVERY === 0 && performance.now() >= deadline) return false;
     // Scopes are in the order they opened and were first seen in that order, so the first one that
-    // is not stale yet (or not seen yet: opened during this pass) ends the walk.
-    if (scope.seenAt === 0 || now - scope.seenAt < thresholdMs) return true;
+    // is not stale yet (or not seen yet, NaN: opened during this pass) ends the walk.
+    if (!(now - scope.seenAt >= thresholdMs)) return true;
     staleCursor.passed(scope);
     if (!scope.reportedStale) reportStale(scope, now, now - scope.seenAt, thresholdMs);
   }
@@ -337,8 +347,12 @@ export function checkHeldLease(lease: WatchedLease, now: number, thresholdMs: nu
   );
 }
 
-/** Counts the leases that outlived a whole growth interval, per kind and site. */
-function countGrowth(now: number, counts: Map<string, SiteCount>, deadline: number): boolean {
+/**
+ * Counts the leases that outlived a whole growth interval, per kind and site. Keyed by kind, then by
+ * the site string itself: no key is built per lease (100,000 concatenations a sample would be
+ * garbage enough to lengthen the next minor GC).
+ */
+function countGrowth(now: number, counts: GrowthCounts, deadline: number): boolean {
   const intervalMs = settings.growthIntervalMs;
   let visited = 0;
   for (let lease = growthCursor.next(); lease !== undefined; lease = growthCursor.next()) {
@@ -348,17 +362,20 @@ function countGrowth(now: number, counts: Map<string, SiteCount>, deadline: numb
     if (now - lease.t0 < intervalMs) return true; // oldest first: the rest are younger still
     growthCursor.passed(lease);
     const site = formatSite(lease.raw);
-    const key = `${lease.kind}\0${site ?? ''}`;
-    const entry = counts.get(key);
-    if (entry === undefined) counts.set(key, { kind: lease.kind, site, count: 1 });
+    let bySite = counts.get(lease.kind);
+    if (bySite === undefined) counts.set(lease.kind, (bySite = new Map()));
+    const entry = bySite.get(site);
+    if (entry === undefined) bySite.set(site, { kind: lease.kind, site, count: 1 });
     else entry.count++;
   }
   return true;
 }
 
-function reportGrowth(counts: Map<string, SiteCount>): void {
+function reportGrowth(counts: GrowthCounts): void {
   const intervalMs = settings.growthIntervalMs;
-  for (const s of growth.sample(counts, settings.growthSamples)) {
+  const byKey = new Map<string, SiteCount>();
+  for (const bySite of counts.values()) for (const count of bySite.values()) byKey.set(`${count.kind}\0${count.site ?? ''}`, count);
+  for (const s of growth.sample(byKey, settings.growthSamples)) {
     deliver(
       {
         type: 'growth',

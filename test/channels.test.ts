@@ -67,6 +67,7 @@ describe('custodian:scope:open and custodian:scope:close', () => {
       poolDestroy: 'custodian:pool:destroy',
       poolTimeout: 'custodian:pool:timeout',
       poolLeak: 'custodian:pool:leak',
+      sweep: 'custodian:sweep',
     });
   });
 });
