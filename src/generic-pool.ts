@@ -28,6 +28,13 @@ export interface GenericPool<T> {
   isBorrowedResource(resource: T): boolean;
   drain(): Promise<void>;
   clear(): Promise<void>;
+  /**
+   * Runs an eviction pass now: the evictor is asked about every idle resource (the pool sets
+   * `numTestsPerEvictionRun` to `max`). generic-pool has no public way to remove one idle resource;
+   * this calls its eviction run, `_evict()`, which exists unchanged in every 3.x release
+   * (test/pool/evict.test.ts fails if an upgrade removes it).
+   */
+  evictNow(): void;
   on(event: 'factoryCreateError' | 'factoryDestroyError', listener: (error: unknown) => void): unknown;
 }
 
@@ -51,11 +58,13 @@ type PoolConstructor = new <T>(
   priorityQueue: unknown,
   factory: GenericFactory<T>,
   options: GenericOptions,
-) => GenericPool<T>;
+) => Omit<GenericPool<T>, 'evictNow'>;
 
 const exported = genericPool as unknown as { Pool: PoolConstructor; Deque: unknown; PriorityQueue: unknown };
 
 /** A generic-pool Pool whose idle resources are judged by `evictor`. */
 export function createGenericPool<T>(factory: GenericFactory<T>, options: GenericOptions, evictor: new () => Evictor<T>): GenericPool<T> {
-  return new exported.Pool<T>(evictor, exported.Deque, exported.PriorityQueue, factory, options);
+  const pool = new exported.Pool<T>(evictor, exported.Deque, exported.PriorityQueue, factory, options) as GenericPool<T> & { _evict(): void };
+  pool.evictNow = () => pool._evict();
+  return pool;
 }

@@ -61,6 +61,12 @@ export interface PoolOptions {
    * when it comes back. 0 (default) uses `configure({ leakThresholdMs })`.
    */
   leakThresholdMs?: number | undefined;
+  /**
+   * A resource counts against `max` until its `destroy` has finished, since the server still has
+   * it; a destroy that takes longer than this is reported (a `ResourceReleaseWarning`) and stops
+   * counting. 0 waits forever. Default 10000.
+   */
+  destroyTimeoutMs?: number | undefined;
 }
 
 /** The options with every default filled in. */
@@ -76,6 +82,7 @@ export interface ResolvedPoolOptions {
   readonly maxUses: number;
   readonly validateAfterIdleMs: number;
   readonly leakThresholdMs: number;
+  readonly destroyTimeoutMs: number;
 }
 
 const optionRules = {
@@ -90,6 +97,7 @@ const optionRules = {
   maxUses: rules.count,
   validateAfterIdleMs: rules.ms,
   leakThresholdMs: rules.ms,
+  destroyTimeoutMs: rules.ms,
 } satisfies Record<keyof PoolOptions, unknown>;
 
 const factoryRules = { create: true, destroy: true, validate: true, reset: true } satisfies Record<keyof PoolFactory<unknown>, true>;
@@ -137,6 +145,7 @@ export function resolvePoolOptions(factory: unknown, options: PoolOptions | unde
     maxUses: o.maxUses ?? 0,
     validateAfterIdleMs: o.validateAfterIdleMs ?? 0,
     leakThresholdMs: o.leakThresholdMs ?? 0,
+    destroyTimeoutMs: o.destroyTimeoutMs ?? 10_000,
   };
 }
 

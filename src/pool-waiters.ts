@@ -28,6 +28,8 @@ export class Waiter<L> implements ScopeWaiter {
   before: Waiter<L> | undefined = undefined;
   after: Waiter<L> | undefined = undefined;
   queued = false;
+  /** Its place in arrival order (1, 2, ...), given when first queued. */
+  seq = 0;
   timer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
@@ -61,6 +63,8 @@ export class WaitQueue<L> {
   head: Waiter<L> | undefined = undefined;
   tail: Waiter<L> | undefined = undefined;
   length = 0;
+  /** The `seq` of the last waiter queued. */
+  lastSeq = 0;
   #timer: NodeJS.Timeout | undefined = undefined;
   #timerDue = Infinity;
 
@@ -72,6 +76,7 @@ export class WaitQueue<L> {
    * deadline, signal and scope.
    */
   push(waiter: Waiter<L>, byAge = false): void {
+    waiter.seq = ++this.lastSeq;
     let after = byAge ? this.head : undefined;
     while (after !== undefined && after.t0 <= waiter.t0) after = after.after;
     if (after === undefined) {

@@ -1,17 +1,27 @@
 /**
  * A resource pool on generic-pool whose leases belong to the task that acquired them.
  *
- * generic-pool keeps the resources: the idle set, creation up to `max`, `min`, eviction. custodian
- * keeps the waiters, because every requirement about them is one generic-pool gets wrong: an
- * acquire that gives up (timeout, abort, its task ended) must leave at once and never receive a
- * resource later; a failing `create` must fail the waiters instead of being retried in a loop; a
- * resource must reach its waiter as a lease of the waiter's scope, whoever released it. So an
- * acquire is queued here, and generic-pool is asked for a resource only when one can be had
- * (an idle one, or room to create one); what it gives goes to the oldest waiter still waiting.
- * A released resource goes straight to the oldest waiter, else back to generic-pool.
+ * generic-pool keeps the idle resources (LIFO), creates them, and runs the eviction timer.
+ * custodian keeps everything a task can feel: the waiters (an acquire that gives up must leave at
+ * once and never receive a resource later; a resource reaches its waiter as a lease of the
+ * waiter's scope, whoever released it), `min` (refilled with backoff after a failed create, never
+ * in a loop), and the count of what is live on the server. generic-pool is asked for a resource
+ * only when one can be had within `max` (an idle one, or room to create one), so nobody ever waits
+ * in its queue and its busy-looping retry of a failing create (its issue #175) never starts.
+ *
+ * What counts against `max` is what exists on the server or is on its way there: everything
+ * generic-pool counts (idle, lent to us, being created), and what is being destroyed, which
+ * generic-pool forgets at once but the server has not let go of yet (see `#live()`). What we have
+ * lent out is counted apart: `borrowed` (held by a lease, or being reset), `validating` (checked
+ * before it goes to a waiter) and `requested` (asked of generic-pool, on its way to us).
+ *
+ * Every event (an acquire queued, a resource delivered, returned or destroyed, a create failed, a
+ * waiter gave up, the refill timer) ends in `#reconcile()`, the one place that decides what to ask
+ * generic-pool for next.
  */
 import { channel } from 'node:diagnostics_channel';
 import { channels } from './channels.js';
+import { settings } from './config.js';
 import { PoolClosedError, PoolCreateError, PoolFullError, PoolTimeoutError, ScopeClosedError, withoutStack } from './errors.js';
 import { createGenericPool, type Evictor, type GenericPool, type PooledResource } from './generic-pool.js';
 import { HELD, LeaseState, openLease, type Lease, type PoolRef } from './lease.js';
@@ -27,10 +37,9 @@ import {
   type ResolvedPoolOptions,
 } from './pool-options.js';
 import { Waiter, WaitQueue, type WaitOwner } from './pool-waiters.js';
+import { isPromiseLike, noop, RESOLVED } from './promises.js';
 import { checkHeldLease } from './registry.js';
 import { deliver, errorText, plural, resourceLines, scopeTitle, siteText, type LeakedResource } from './report.js';
-import { isPromiseLike, noop, RESOLVED } from './promises.js';
-import { settings } from './config.js';
 import type { Scope } from './scope.js';
 import { captureSite, type RawSite } from './sites.js';
 import { runInRoot, storage } from './storage.js';
@@ -38,7 +47,10 @@ import { describe, validateOptions } from './validate.js';
 
 /** What `pool.stats()` returns. */
 export interface PoolStats {
-  /** Resources that exist or are being created: `available` + `borrowed` + those being created or checked. */
+  /**
+   * Resources that exist or are being created: `available` + `borrowed` + `destroying` + those
+   * being created or checked. Never above `max`.
+   */
   readonly size: number;
   /** Idle resources, ready to hand out. */
   readonly available: number;
@@ -46,6 +58,11 @@ export interface PoolStats {
   readonly borrowed: number;
   /** Acquires waiting for a resource. */
   readonly pending: number;
+  /**
+   * Resources whose `destroy` has not finished yet. They still count against `max`: the server
+   * still has them (a connection killed mid-query lives until the server notices).
+   */
+  readonly destroying: number;
   readonly min: number;
   readonly max: number;
 }
@@ -53,6 +70,7 @@ export interface PoolStats {
 /** Why a pool destroyed a resource, as the `custodian:pool:destroy` event says. */
 export type PoolDestroyReason =
   | 'destroyed'
+  | 'evicted'
   | 'max-uses'
   | 'max-lifetime'
   | 'idle'
@@ -73,6 +91,10 @@ const CLOSED = 2;
 /** Each resource's maxLifetimeMs is shortened by up to this share, so that resources made together do not expire together. */
 const LIFETIME_JITTER = 0.1;
 
+/** The wait before the first retry of a failed `min` refill; it doubles up to REFILL_MAX_MS, with jitter. */
+const REFILL_FIRST_MS = 100;
+const REFILL_MAX_MS = 30_000;
+
 /** Pools not yet closed, for inspect(). */
 export const openPools = new Set<Pool<unknown>>();
 
@@ -89,15 +111,22 @@ class Slot<T> implements Node {
   retireReason: PoolDestroyReason | undefined = undefined;
   /** The error that made it go (a failed reset, `lease.destroy(reason)`), for the destroy event. */
   retireCause: unknown = undefined;
+  /** `pool.evict()` said it is dead: it is destroyed, never lent again. */
+  evicted = false;
   /** The factory's destroy ran (generic-pool's clear() can hand a destroyed slot out again: see #onSlot). */
   destroyed = false;
+  /** Reached us at least once (a new slot arriving proves the server works). */
+  delivered = false;
 
   constructor(
     readonly value: T,
     readonly createdAt: number,
     readonly expiresAt: number,
-    /** For a failed create: the error (a slot that only carries the failure through generic-pool). */
-    readonly failure: { readonly error: unknown } | undefined,
+    /**
+     * For a failed create: the error, and the last waiter queued when it failed (a slot that only
+     * carries the failure through generic-pool).
+     */
+    readonly failure: { readonly error: unknown; readonly waitedThrough: number } | undefined,
     /** The release and destroy functions of its leases, made once per slot rather than per lease. */
     readonly release: (value: T) => unknown,
     readonly destroy: (value: T, reason: unknown) => unknown,
@@ -125,21 +154,35 @@ export class Pool<T> implements AsyncDisposable {
   readonly #ref: PoolRef;
   readonly #gp: GenericPool<Slot<T>>;
   readonly #queue: WaitQueue<Lease<T>>;
-  /** generic-pool acquires under way: resources on their way to waiters. */
+
+  // Where the resources are (besides generic-pool's idle set); see the module comment.
   #requested = 0;
-  /** Slots being validated. They take room; each covers the waiter it started for while that one still waits. */
   #validating = 0;
-  /** The waiter each validation in flight started for (usually none or one). */
-  readonly #validatingFor: Waiter<Lease<T>>[] = [];
-  /** When validating an idle resource last failed, for timeout messages. */
-  #lastValidateFailure = -Infinity;
-  /** Slots held by leases or being reset after release. */
   #borrowed = 0;
-  /** Slots carrying a create failure that generic-pool still counts. */
-  readonly #failed = new Set<Slot<T>>();
-  #lastCreateError: { readonly error: unknown; readonly at: number } | undefined = undefined;
+  #destroying = 0;
+  /** The waiter each validation in flight started for (usually none or one): it covers that waiter while it waits. */
+  readonly #validatingFor: Waiter<Lease<T>>[] = [];
   /** Slots held by leases, newest at the tail. */
   readonly #leased: List<Slot<T>> = { tail: undefined };
+  /** Slots carrying a create failure that generic-pool still counts. */
+  readonly #failed = new Set<Slot<T>>();
+  /** Every live slot by its value, for `evict(value)`. */
+  readonly #slots = new Map<T, Slot<T>>();
+
+  // Create failures.
+  /**
+   * Waiters queued up to this one (by `Waiter.seq`) waited through a failed create: no new create
+   * is started for them until something changes (a resource comes back or is destroyed, a create
+   * works, the refill timer fires). That is what keeps a dead server from being retried in a loop.
+   */
+  #heldBackUntil = 0;
+  #lastCreateError: { readonly error: unknown; readonly at: number } | undefined = undefined;
+  /** Failed `min` refills in a row, and the timer of the next try. */
+  #refillFailures = 0;
+  #refillTimer: NodeJS.Timeout | undefined = undefined;
+  /** When validating an idle resource last failed, for timeout messages. */
+  #lastValidateFailure = -Infinity;
+
   #heldTimer: NodeJS.Timeout | undefined = undefined;
   #state = OPEN;
   /** True while close() destroys what is still borrowed after its timeout. */
@@ -158,26 +201,29 @@ export class Pool<T> implements AsyncDisposable {
     const evictionMs = [o.idleTimeoutMs, o.maxLifetimeMs].filter((ms) => ms > 0);
     const shouldEvict = (slot: Slot<T>) => this.#shouldEvict(slot);
     // In the root context: generic-pool's evictor timer chain starts here and keeps its context.
-    this.#gp = runInRoot(() => createGenericPool<Slot<T>>(
-      { create: () => this.#create(), destroy: (slot) => this.#destroy(slot) },
-      {
-        max: o.max,
-        min: o.min,
-        fifo: false, // LIFO: the busiest resources stay warm, the rest go idle and can be evicted
-        autostart: true,
-        evictionRunIntervalMillis: evictionMs.length === 0 ? 0 : Math.max(5, Math.min(1000, Math.floor(Math.min(...evictionMs) / 2))),
-        numTestsPerEvictionRun: o.max,
-      },
-      class implements Evictor<Slot<T>> {
-        evict(_config: unknown, resource: PooledResource<Slot<T>>): boolean {
-          return shouldEvict(resource.obj);
-        }
-      },
-    ));
+    this.#gp = runInRoot(() =>
+      createGenericPool<Slot<T>>(
+        { create: () => this.#create(), destroy: (slot) => this.#destroy(slot) },
+        {
+          max: o.max,
+          min: 0, // custodian keeps min itself: generic-pool's refill ignores resources still being destroyed
+          fifo: false, // LIFO: the busiest resources stay warm, the rest go idle and can be evicted
+          autostart: true,
+          evictionRunIntervalMillis: evictionMs.length === 0 ? 0 : Math.max(5, Math.min(1000, Math.floor(Math.min(...evictionMs) / 2))),
+          numTestsPerEvictionRun: o.max,
+        },
+        class implements Evictor<Slot<T>> {
+          evict(_config: unknown, resource: PooledResource<Slot<T>>): boolean {
+            return shouldEvict(resource.obj);
+          }
+        },
+      ),
+    );
     // generic-pool emits these too; custodian reports them itself (events, errors), so they are not lost.
     this.#gp.on('factoryCreateError', noop);
     this.#gp.on('factoryDestroyError', noop);
     openPools.add(this as Pool<unknown>);
+    if (o.min > 0) runInRoot(() => this.#reconcile());
   }
 
   /**
@@ -206,22 +252,33 @@ export class Pool<T> implements AsyncDisposable {
     }
   }
 
+  /**
+   * Says that `resource` is dead (its connection closed, the server killed it): an idle one is
+   * destroyed at once, a borrowed one when its lease ends, instead of going back to the idle set;
+   * either way it is never lent again, and `min` is refilled. For adapters that hear of a dead
+   * connection from its client (`end`, `close`, a lost-connection error). Returns false when the
+   * pool does not hold `resource` (already destroyed, or never its own).
+   */
+  evict(resource: T): boolean {
+    const slot = this.#slots.get(resource);
+    if (slot === undefined || slot.destroyed || slot.evicted) return false;
+    slot.evicted = true;
+    // Idle (nobody holds it, it is not on its way anywhere): generic-pool's eviction pass asks
+    // #shouldEvict about every idle resource, and this one answers yes. Otherwise its holder's
+    // release, or its delivery, finds it evicted.
+    if (slot.lease === undefined && !this.#gp.isBorrowedResource(slot)) this.#gp.evictNow();
+    this.#reconcile();
+    return true;
+  }
+
   /** Counts, right now. `size` never exceeds `max`. */
   stats(): PoolStats {
-    let failed = 0;
-    let failedIdle = 0;
-    for (const slot of this.#failed) {
-      failed++;
-      if (!this.#gp.isBorrowedResource(slot)) failedIdle++;
-    }
-    const size = this.#gp.size - failed;
     return {
-      size,
-      // generic-pool's clear() destroys idle resources without taking them off its idle list: cap
-      // by what exists (idle resources are part of size, beside the borrowed ones).
-      available: Math.min(this.#gp.available - failedIdle, size - this.#borrowed),
+      size: this.#live(),
+      available: this.#idle(),
       borrowed: this.#borrowed,
       pending: this.#queue.length,
+      destroying: this.#destroying,
       min: this.#o.min,
       max: this.#o.max,
     };
@@ -242,7 +299,9 @@ export class Pool<T> implements AsyncDisposable {
     }
     this.#state = CLOSING;
     openPools.delete(this as Pool<unknown>);
-    // At once: generic-pool stops refilling `min` while the borrowed resources come back to be destroyed.
+    if (this.#refillTimer !== undefined) clearTimeout(this.#refillTimer);
+    this.#refillTimer = undefined;
+    // At once: generic-pool stops evicting once the borrowed resources are back to be destroyed.
     const draining = this.#gp.drain();
     const reason = () => new PoolClosedError(`pool "${this.name}" was closed while this acquire waited`, this.name);
     for (let w = this.#queue.shift(); w !== undefined; w = this.#queue.shift()) w.reject(reason());
@@ -255,7 +314,103 @@ export class Pool<T> implements AsyncDisposable {
     return this.close();
   }
 
-  // --- acquiring -----------------------------------------------------------------------------------
+  // --- deciding -------------------------------------------------------------------------------------
+
+  /**
+   * The one place that decides what to ask generic-pool for, after every event: a resource for
+   * each waiter nothing is on its way to (except those a failed create holds back), and, unless a
+   * refill is backing off, new resources up to `min`. Never more than `#room()`.
+   */
+  #reconcile(): void {
+    if (this.#state !== OPEN) {
+      this.#checkDrained();
+      return;
+    }
+    const room = this.#room();
+    if (room <= 0) return;
+    // Requests serve the oldest waiters; those held back are the oldest too (the queue is in age order).
+    let wanted = Math.max(0, this.#queue.length - Math.max(this.#covered(), this.#heldBack()));
+    if (this.#refillTimer === undefined) {
+      // New resources up to min (what exists or is coming, destroys aside), within max.
+      const create = Math.min(this.#o.min - this.#usable(), this.#o.max - this.#live());
+      // generic-pool gives what it has before it creates: to make `create` new ones, also ask for
+      // what it has spare (they come straight back). Never for spare ones alone: that would loop.
+      if (create > 0) wanted = Math.max(wanted, this.#spare() + create);
+    }
+    this.#request(Math.min(wanted, room));
+  }
+
+  readonly #reconcileLater = (): void => this.#reconcile();
+
+  /** Asks generic-pool for `n` resources: idle ones first, then new ones. */
+  #request(n: number): void {
+    for (; n > 0; n--) {
+      this.#requested++;
+      this.#gp.acquire().then(this.#onSlot, this.#onRequestFailed);
+    }
+  }
+
+  /** Resources that exist or are being created, in generic-pool's count (failure slots aside). */
+  #usable(): number {
+    return this.#gp.size - this.#failed.size;
+  }
+
+  /** What the server holds or will: `#usable()`, and what is still being destroyed. `stats().size`; never above max. */
+  #live(): number {
+    return this.#usable() + this.#destroying;
+  }
+
+  /**
+   * What generic-pool will hand to new requests without creating: idle resources and creates
+   * already under way, less what our requests already queued there will take.
+   */
+  #spare(): number {
+    const gp = this.#gp;
+    const creating = gp.size - gp.available - gp.borrowed;
+    return Math.max(0, this.#idle() + creating - gp.pending);
+  }
+
+  /**
+   * How many more resources may be asked of generic-pool: what it can give without creating, plus
+   * what max leaves for new ones.
+   */
+  #room(): number {
+    return this.#spare() + this.#o.max - this.#live();
+  }
+
+  /** Idle resources: generic-pool's idle set, without failure slots and without what clear() destroyed but left listed. */
+  #idle(): number {
+    const gp = this.#gp;
+    let failedIdle = 0;
+    for (const slot of this.#failed) if (!gp.isBorrowedResource(slot)) failedIdle++;
+    return Math.max(0, Math.min(gp.available, gp.size - gp.borrowed) - failedIdle);
+  }
+
+  /**
+   * Waiters a resource is on its way to: a generic-pool request each, and each validation whose
+   * waiter still waits (one that gave up, or was served by a release meanwhile, covers nobody: a
+   * hung ping must not hold back the waiters after it).
+   */
+  #covered(): number {
+    let covered = this.#requested;
+    for (const waiter of this.#validatingFor) if (waiter.queued) covered++;
+    return covered;
+  }
+
+  /** How many waiters (the oldest) are held back by a failed create. */
+  #heldBack(): number {
+    if (this.#heldBackUntil === 0) return 0;
+    let n = 0;
+    for (let w = this.#queue.head; w !== undefined && w.seq <= this.#heldBackUntil; w = w.after) n++;
+    return n;
+  }
+
+  /** Something changed that may make a create work (or serve a waiter): held-back waiters get a try again. */
+  #release(): void {
+    this.#heldBackUntil = 0;
+  }
+
+  // --- acquiring ------------------------------------------------------------------------------------
 
   #acquire(options: AcquireOptions | undefined, raw: RawSite | undefined): Promise<Lease<T>> {
     let timeoutMs = this.#o.acquireTimeoutMs;
@@ -296,84 +451,44 @@ export class Pool<T> implements AsyncDisposable {
       );
     }
     return new Promise<Lease<T>>((resolve, reject) => {
-      const waiter = new Waiter(
-        this.#queue.owner,
-        scope,
-        raw,
-        t0,
-        timeoutMs > 0 ? t0 + timeoutMs : Infinity,
-        ownTimeout,
-        signal,
-        resolve,
-        reject,
-      );
-      this.#queue.push(waiter);
-      this.#pump();
+      const deadline = timeoutMs > 0 ? t0 + timeoutMs : Infinity;
+      this.#queue.push(new Waiter(this.#queue.owner, scope, raw, t0, deadline, ownTimeout, signal, resolve, reject));
+      this.#reconcile();
     });
-  }
-
-  /** Asks generic-pool for as many resources as there are waiters not yet covered (at most `limit`), within `max`. */
-  #pump(limit = Infinity): void {
-    for (let n = Math.min(this.#queue.length - this.#covered(), this.#room(), limit); n > 0; n--) {
-      this.#requested++;
-      this.#gp.acquire().then(this.#onSlot, this.#onRequestFailed);
-    }
-  }
-
-  /**
-   * Waiters a resource is on its way to: a generic-pool request each, and each validation whose
-   * waiter still waits (one that gave up, or was served by a release meanwhile, covers nobody: a
-   * hung ping must not hold back the waiters after it).
-   */
-  #covered(): number {
-    let covered = this.#requested;
-    for (const waiter of this.#validatingFor) if (waiter.queued) covered++;
-    return covered;
-  }
-
-  /** How many more resources may leave the idle set or be created: idle ones count as room. */
-  #room(): number {
-    return this.#o.max - this.#borrowed - this.#requested - this.#validating;
   }
 
   /** generic-pool gave a slot for one of our requests. */
   readonly #onSlot = (slot: Slot<T>): void => {
+    this.#requested--;
     if (slot.destroyed) {
       // generic-pool's clear() (close) destroyed it but left it on its idle list, and handed it out.
       // End generic-pool's loan (its drain waits for every loan); the factory's destroy does not run twice.
-      this.#requested--;
       void this.#gp.destroy(slot);
       this.#checkDrained();
       return;
     }
     if (slot.failure !== undefined) {
-      this.#requested--;
       void this.#gp.destroy(slot);
-      if (this.#state === OPEN) this.#createFailed(slot.createdAt, slot.failure.error);
+      if (this.#state === OPEN) this.#createFailed(slot.failure.waitedThrough, slot.failure.error);
       else this.#checkDrained();
       return;
     }
-    if (this.#state !== OPEN || this.#queue.length === 0) {
-      this.#requested--;
-      this.#putBack(slot);
-      return;
+    if (!slot.delivered) {
+      // A new resource: the server works, so whoever a failure held back may try again.
+      slot.delivered = true;
+      this.#release();
+      this.#refillFailures = 0;
     }
     const now = performance.now();
-    if (slot.expiresAt <= now) {
-      this.#requested--;
-      this.#retire(slot, 'max-lifetime');
-      this.#pump();
-      return;
+    if (this.#state !== OPEN || this.#queue.length === 0) this.#putBack(slot);
+    else if (slot.evicted) this.#retire(slot, 'evicted');
+    else if (slot.expiresAt <= now) this.#retire(slot, 'max-lifetime');
+    else {
+      const validate = this.#factory.validate;
+      if (validate !== undefined && this.#needsCheck(slot, now)) this.#validate(slot, validate);
+      else this.#handOut(slot, now);
     }
-    const validate = this.#factory.validate;
-    this.#requested--;
-    if (validate !== undefined && this.#needsCheck(slot, now)) {
-      this.#validate(slot, validate);
-      return;
-    }
-    this.#handOut(slot, now);
-    // Waiters that no request covers (a failure held them back): a resource came, try for them now.
-    if (this.#queue.length > this.#requested) this.#pump();
+    this.#reconcile();
   };
 
   /**
@@ -402,15 +517,14 @@ export class Pool<T> implements AsyncDisposable {
       this.#validating--;
       this.#validatingFor.splice(this.#validatingFor.indexOf(forWaiter), 1);
       // A falsy answer says broken, except undefined: `validate: (c) => c.ping()` resolving nothing answered.
-      if (ok || ok === undefined) {
+      if ((ok || ok === undefined) && !slot.evicted) {
         if (this.#state === OPEN) this.#handOut(slot, performance.now());
         else this.#putBack(slot);
-        return;
+      } else {
+        this.#lastValidateFailure = performance.now();
+        this.#retire(slot, slot.evicted ? 'evicted' : 'validate-failed');
       }
-      this.#lastValidateFailure = performance.now();
-      this.#retire(slot, 'validate-failed');
-      if (this.#state === OPEN) this.#pump();
-      else this.#checkDrained();
+      this.#reconcile();
     };
     let result: unknown;
     try {
@@ -429,33 +543,7 @@ export class Pool<T> implements AsyncDisposable {
    * for good. The resource is then destroyed, which usually ends the hung call too.
    */
   #bounded(pending: PromiseLike<unknown>, hook: string, ok: (value: unknown) => void, fail: (error: unknown) => void): Promise<void> {
-    const limitMs = this.#o.acquireTimeoutMs;
-    if (limitMs === 0) return Promise.resolve(pending).then(ok, fail);
-    return new Promise<void>((done) => {
-      let settled = false;
-      const timer = runInRoot(() => setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        fail(new Error(`pool "${this.name}": ${hook} did not finish within ${limitMs} ms (acquireTimeoutMs); the ${this.#o.kind} was destroyed`));
-        done();
-      }, limitMs));
-      Promise.resolve(pending).then(
-        (value) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          ok(value);
-          done();
-        },
-        (error: unknown) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          fail(error);
-          done();
-        },
-      );
-    });
+    return within(pending, this.#o.acquireTimeoutMs, () => new Error(`pool "${this.name}": ${hook} did not finish within ${this.#o.acquireTimeoutMs} ms (acquireTimeoutMs); the ${this.#o.kind} was destroyed`)).then(ok, fail);
   }
 
   /** Gives `slot` to the oldest waiter, as a lease of the waiter's scope; with no waiter, back to the idle set. */
@@ -498,15 +586,13 @@ export class Pool<T> implements AsyncDisposable {
     const refusal = this.#refusal(scope);
     if (refusal !== undefined) {
       // Someone may have queued behind this acquire, finding no room: the slot is theirs.
-      if (this.#state === OPEN && this.#queue.length > 0) {
-        this.#requested++;
-        this.#onSlot(slot);
-      } else this.#putBack(slot);
+      this.#requested++;
+      this.#onSlot(slot);
       throw refusal;
     }
     const validate = this.#factory.validate;
     const now = validate === undefined && slot.expiresAt === Infinity ? t0 : performance.now();
-    if (slot.failure === undefined && slot.expiresAt > now && (validate === undefined || now - slot.idleSince < this.#o.validateAfterIdleMs)) {
+    if (slot.failure === undefined && !slot.evicted && slot.expiresAt > now && (validate === undefined || now - slot.idleSince < this.#o.validateAfterIdleMs)) {
       return this.#lend(slot, scope, raw, t0, now);
     }
     return new Promise<Lease<T>>((resolve, reject) => {
@@ -539,16 +625,19 @@ export class Pool<T> implements AsyncDisposable {
     const createFailed = failure !== undefined && failure.at >= waiter.t0;
     const o = this.#o;
     const message = [
-      `pool.acquire(): no ${o.kind} from pool "${this.name}" within ${Math.round(waitMs)} ms (${waiter.ownTimeout ? 'the acquire\'s timeout' : 'acquireTimeoutMs'}); ${stats.borrowed} of ${o.max} borrowed, ${stats.available} idle, ${stats.pending} more waiting.`,
+      `pool.acquire(): no ${o.kind} from pool "${this.name}" within ${Math.round(waitMs)} ms (${waiter.ownTimeout ? "the acquire's timeout" : 'acquireTimeoutMs'}); ${stats.borrowed} of ${o.max} borrowed, ${stats.available} idle, ${stats.pending} more waiting${stats.destroying > 0 ? `, ${stats.destroying} still being destroyed` : ''}.`,
       createFailed
         ? ` Creating one failed ${Math.round(performance.now() - failure.at)} ms ago (see cause): is the server up?`
         : this.#lastValidateFailure >= waiter.t0
           ? ` Idle ones failed validate and were destroyed (the last ${Math.round(performance.now() - this.#lastValidateFailure)} ms ago), and no new one came in time: is the server answering?`
           : stats.borrowed >= o.max
-          ? ` Every one is borrowed: the pool is too small for the load, or leases are not given back (${this.#longestHeld()}).`
-          : ' Creating or validating one is taking this long: is the server slow to answer?',
+            ? ` Every one is borrowed: the pool is too small for the load, or leases are not given back (${this.#longestHeld()}).`
+            : stats.destroying > 0 && stats.borrowed + stats.destroying >= o.max
+              ? ` The ones being destroyed still count against max until their destroy finishes (destroyTimeoutMs is ${o.destroyTimeoutMs}): is the server slow to let go of them?`
+              : ' Creating or validating one is taking this long: is the server slow to answer?',
     ].join('');
     waiter.reject(new PoolTimeoutError(message, this.name, waitMs, createFailed ? { cause: failure.error } : undefined));
+    this.#reconcile();
   }
 
   /** The longest-held leases, for a timeout message: who to look at. */
@@ -565,7 +654,9 @@ export class Pool<T> implements AsyncDisposable {
 
   /** The waiter's signal aborted, or its scope was cancelled or closed. */
   #giveUp(waiter: Waiter<Lease<T>>, reason: unknown): void {
-    if (this.#queue.remove(waiter)) waiter.reject(reason);
+    if (!this.#queue.remove(waiter)) return;
+    waiter.reject(reason);
+    this.#reconcile();
   }
 
   // --- creating ------------------------------------------------------------------------------------
@@ -585,41 +676,30 @@ export class Pool<T> implements AsyncDisposable {
         this.#lastCreateError = undefined;
         if (createChannel.hasSubscribers) createChannel.publish({ pool: this.name, durationMs: now - t0 });
         const lifetime = this.#o.maxLifetimeMs;
-        // A create worked (perhaps one generic-pool made to keep `min`, which goes to its idle set
-        // unseen): waiters a failure left without a request get one. After this turn's microtasks,
-        // once generic-pool has put the resource in its idle set, so asking takes it rather than
-        // starting another create.
-        // (Whenever anyone waits: a failure in the same turn may give this resource's request a failure slot.)
-        if (this.#queue.length > 0) runInRoot(() => setImmediate(this.#pumpAfterCreate));
         return this.#slot(value as T, now, lifetime > 0 ? now + lifetime * (1 - LIFETIME_JITTER * Math.random()) : Infinity, undefined);
       },
       (error: unknown) => {
         const now = performance.now();
         this.#lastCreateError = { error, at: now };
         if (createChannel.hasSubscribers) createChannel.publish({ pool: this.name, durationMs: now - t0, error });
+        const waitedThrough = this.#queue.lastSeq;
         if (this.#gp.pending === 0) {
-          // No request waits in generic-pool's queue, so it will not retry (a `min` refill failed).
-          // Our waiters may have counted on this create: see whether anything else can serve them.
-          if (this.#queue.length > 0) runInRoot(() => setImmediate(() => this.#state === OPEN && this.#createFailed(now, error)));
+          // Our request was served by another resource meanwhile: nobody waits for this create in
+          // generic-pool's queue, so a rejection is not retried. Waiters that counted on it, and
+          // `min`, still need to hear of it.
+          runInRoot(() => setImmediate(() => this.#state === OPEN && this.#createFailed(waitedThrough, error)));
           throw error;
         }
         // A request waits in generic-pool's queue: a rejection would make it retry at once, forever.
         // A failed slot travels to the request instead, which ends the wait.
-        const slot = this.#slot(undefined as T, now, Infinity, { error });
+        const slot = this.#slot(undefined as T, now, Infinity, { error, waitedThrough });
         this.#failed.add(slot);
         return slot;
       },
     );
   }
 
-  /** After a create worked: requests for the idle resources only (taking them creates nothing, so retries nothing). */
-  readonly #pumpAfterCreate = (): void => {
-    if (this.#state !== OPEN) return;
-    const idle = this.stats().available;
-    if (idle > 0) this.#pump(idle);
-  };
-
-  #slot(value: T, now: number, expiresAt: number, failure: { error: unknown } | undefined): Slot<T> {
+  #slot(value: T, now: number, expiresAt: number, failure: Slot<T>['failure']): Slot<T> {
     const slot: Slot<T> = new Slot<T>(
       value,
       now,
@@ -628,38 +708,50 @@ export class Pool<T> implements AsyncDisposable {
       () => this.#return(slot),
       (_value, reason) => this.#return(slot, true, reason),
     );
+    if (failure === undefined) this.#slots.set(value, slot);
     return slot;
   }
 
   /**
-   * A create failed (at `failedAt`). If nothing else can serve the waiters — no resource borrowed
-   * to come back, no other request under way — those that waited through the attempt fail now with
-   * its error. Waiters that came after the failure get one attempt of their own. The same waiters
-   * are never retried at once: that is generic-pool's busy loop (its issue #175).
+   * A create failed while the waiters up to `waitedThrough` (by `Waiter.seq`) were queued: they
+   * waited through the attempt, and are held back: no new
+   * create for them until something changes. If nothing else can serve them — no resource borrowed
+   * to come back, none on its way or being checked, none idle — they fail now with its error.
+   * Below `min`, the refill tries again after a backoff. Never a retry at once: that is
+   * generic-pool's busy loop (its issue #175).
    */
-  #createFailed(failedAt: number, error: unknown): void {
-    // generic-pool's own creates (a `min` refill) count too: size - available - borrowed. So does
-    // an idle resource (a refill that worked in the same turn): then the waiters are asked for.
-    const gp = this.#gp;
-    const idle = this.stats().available;
-    const hopeless = !this.#busy() && gp.size - gp.available - gp.borrowed === 0 && idle === 0;
-    let younger = 0;
-    for (let w = this.#queue.head; w !== undefined; ) {
-      const after = w.after;
-      if (w.t0 > failedAt) younger++;
-      else if (hopeless && this.#queue.remove(w)) {
-        w.reject(
-          new PoolCreateError(
-            `pool.acquire(): creating a ${this.#o.kind} for pool "${this.name}" failed (${errorText(error)}), and nothing else could serve this acquire: none is borrowed, none is being created or checked`,
-            this.name,
-            { cause: error },
-          ),
-        );
+  #createFailed(waitedThrough: number, error: unknown): void {
+    this.#heldBackUntil = Math.max(this.#heldBackUntil, waitedThrough);
+    const hopeless = this.#borrowed === 0 && this.#requested === 0 && this.#validating === 0 && this.#idle() === 0;
+    if (hopeless) {
+      for (let w = this.#queue.head; w !== undefined && w.seq <= waitedThrough; ) {
+        const after = w.after;
+        if (this.#queue.remove(w)) {
+          w.reject(
+            new PoolCreateError(
+              `pool.acquire(): creating a ${this.#o.kind} for pool "${this.name}" failed (${errorText(error)}), and nothing else could serve this acquire: none is borrowed, none is being created or checked`,
+              this.name,
+              { cause: error },
+            ),
+          );
+        }
+        w = after;
       }
-      w = after;
     }
-    // Requests for the idle resources (no create), and one attempt for each younger waiter.
-    if (idle + younger > 0) this.#pump(idle + younger);
+    this.#refillFailures++;
+    if (this.#usable() < this.#o.min && this.#refillTimer === undefined) {
+      const backoff = Math.min(REFILL_MAX_MS, REFILL_FIRST_MS * 2 ** (this.#refillFailures - 1));
+      const delay = Math.round(backoff * (0.8 + 0.4 * Math.random()));
+      this.#refillTimer = runInRoot(() =>
+        setTimeout(() => {
+          this.#refillTimer = undefined;
+          this.#release();
+          this.#reconcile();
+        }, delay),
+      );
+      this.#refillTimer.unref(); // a pool refilling min must not keep a process alive
+    }
+    this.#reconcile();
   }
 
   // --- giving back ---------------------------------------------------------------------------------
@@ -672,6 +764,7 @@ export class Pool<T> implements AsyncDisposable {
     if (releaseChannel.hasSubscribers) releaseChannel.publish({ pool: this.name, heldMs: performance.now() - state.t0 });
     if (destroying) return this.#drop(slot, this.#forcing ? 'closed' : 'destroyed', reason);
     if (this.#state !== OPEN) return this.#drop(slot, 'closed');
+    if (slot.evicted) return this.#drop(slot, 'evicted');
     const o = this.#o;
     if (o.maxUses > 0 && slot.uses >= o.maxUses) return this.#drop(slot, 'max-uses');
     if (slot.expiresAt !== Infinity && slot.expiresAt <= performance.now()) return this.#drop(slot, 'max-lifetime');
@@ -696,33 +789,24 @@ export class Pool<T> implements AsyncDisposable {
   /** A returned slot is reusable: to the oldest waiter, else to the idle set. */
   #recycle(slot: Slot<T>): void {
     this.#borrowed--;
-    if (this.#state !== OPEN) {
-      this.#retire(slot, 'closed');
-      this.#checkDrained();
-      return;
-    }
-    if (this.#queue.length === 0) {
-      this.#putBack(slot);
-      return;
-    }
-    this.#handOut(slot, performance.now());
-    // Waiters a failed create left without a request, in a pool below max: a return is a moment to
-    // try again (once per return: no loop).
-    if (this.#queue.length > this.#requested) this.#pump();
+    if (slot.evicted) this.#retire(slot, 'evicted'); // evicted during its reset
+    else if (this.#state !== OPEN || this.#queue.length === 0) this.#putBack(slot);
+    else this.#handOut(slot, performance.now());
+    this.#release(); // a resource came back: waiters a failure held back may be served or try again
+    this.#reconcile();
   }
 
-  /** A returned slot goes for good; its room may serve a waiter. */
+  /** A returned slot goes for good. */
   #drop(slot: Slot<T>, reason: PoolDestroyReason, error?: unknown): void {
     this.#borrowed--;
     this.#retire(slot, reason, error);
-    if (this.#state === OPEN) this.#pump();
-    else this.#checkDrained();
+    this.#release();
+    this.#reconcile();
   }
 
   #putBack(slot: Slot<T>): void {
     if (this.#state !== OPEN) {
       this.#retire(slot, 'closed');
-      this.#checkDrained();
       return;
     }
     slot.idleSince = performance.now();
@@ -736,7 +820,11 @@ export class Pool<T> implements AsyncDisposable {
     void this.#gp.destroy(slot);
   }
 
-  /** generic-pool's destroy: the factory's, outside any scope; never rejects (failures are events). */
+  /**
+   * generic-pool's destroy: the factory's, outside any scope; never rejects (failures are events).
+   * The resource counts as `destroying`, against `max`, until the factory's destroy settles or
+   * `destroyTimeoutMs` passes (then it is reported, and its room given back).
+   */
   #destroy(slot: Slot<T>): Promise<void> {
     if (slot.failure !== undefined) {
       this.#failed.delete(slot);
@@ -744,41 +832,72 @@ export class Pool<T> implements AsyncDisposable {
     }
     if (slot.destroyed) return RESOLVED;
     slot.destroyed = true;
+    if (this.#slots.get(slot.value) === slot) this.#slots.delete(slot.value);
     const reason = slot.retireReason ?? 'closed';
     const cause = slot.retireCause;
     slot.retireCause = undefined;
     const t0 = performance.now();
-    const settled = (error?: unknown) => {
-      if (!destroyChannel.hasSubscribers) return;
-      const event: Record<string, unknown> = { pool: this.name, reason, durationMs: performance.now() - t0 };
-      if (cause !== undefined) event['cause'] = cause;
-      if (error !== undefined) event['error'] = error;
-      destroyChannel.publish(event);
+    this.#destroying++;
+    let finished = false;
+    const settled = (error?: unknown, timedOut = false) => {
+      if (finished) return;
+      finished = true;
+      this.#destroying--;
+      if (destroyChannel.hasSubscribers) {
+        const event: Record<string, unknown> = { pool: this.name, reason, durationMs: performance.now() - t0 };
+        if (cause !== undefined) event['cause'] = cause;
+        if (error !== undefined) event['error'] = error;
+        if (timedOut) event['timedOut'] = true;
+        destroyChannel.publish(event);
+      }
     };
     let result: unknown;
     try {
       result = runInRoot(() => this.#factory.destroy(slot.value));
     } catch (error) {
+      result = undefined;
       settled(error);
-      return RESOLVED;
     }
     if (!isPromiseLike(result)) {
       settled();
+      // Called from inside generic-pool (its evictor, its destroy): decide next once it is done.
+      queueMicrotask(this.#reconcileLater);
       return RESOLVED;
     }
-    return Promise.resolve(result).then(() => settled(), (error: unknown) => settled(error ?? new Error('destroy rejected')));
+    // Asynchronous: the room it frees is for the next decision, once it is really gone.
+    const timeoutMs = this.#o.destroyTimeoutMs;
+    return within(result, timeoutMs, () => new DestroyTimeout()).then(
+      () => {
+        settled();
+        this.#reconcile();
+      },
+      (error: unknown) => {
+        if (error instanceof DestroyTimeout) {
+          process.emitWarning(
+            `pool "${this.name}": destroying a ${this.#o.kind} did not finish within ${timeoutMs} ms (destroyTimeoutMs); it no longer counts against max, but the server may still hold it. A server that stopped answering? Look at the factory's destroy.`,
+            { type: 'ResourceReleaseWarning', code: 'CUSTODIAN_POOL_DESTROY_TIMEOUT' },
+          );
+          settled(undefined, true);
+        } else settled(error ?? new Error('destroy rejected'));
+        this.#reconcile();
+      },
+    );
   }
 
-  /** generic-pool's evictor: idle too long (down to `min`), too old, or a leftover failure. */
+  /** generic-pool's evictor: evicted, idle too long (down to `min`), too old, or a leftover failure. */
   #shouldEvict(slot: Slot<T>): boolean {
     if (slot.failure !== undefined) return true;
+    if (slot.evicted) {
+      slot.retireReason = 'evicted';
+      return true;
+    }
     const now = performance.now();
     if (slot.expiresAt <= now) {
       slot.retireReason = 'max-lifetime';
       return true;
     }
     const idleMs = this.#o.idleTimeoutMs;
-    if (idleMs > 0 && now - slot.idleSince >= idleMs && this.#gp.size - this.#failed.size > this.#o.min) {
+    if (idleMs > 0 && now - slot.idleSince >= idleMs && this.#usable() > this.#o.min) {
       slot.retireReason = 'idle';
       return true;
     }
@@ -790,17 +909,22 @@ export class Pool<T> implements AsyncDisposable {
   /** The pool's own leakThresholdMs: one unref'd timer while anything is borrowed. */
   #watchHeld(): void {
     const thresholdMs = this.#o.leakThresholdMs;
-    const timer = runInRoot(() => setInterval(() => {
-      if (this.#leased.tail === undefined) {
-        clearInterval(timer);
-        this.#heldTimer = undefined;
-        return;
-      }
-      const now = performance.now();
-      for (let slot = this.#leased.tail as Slot<T> | undefined; slot !== undefined; slot = slot.prev as Slot<T> | undefined) {
-        if (slot.lease !== undefined) checkHeldLease(slot.lease, now, thresholdMs);
-      }
-    }, Math.max(5, Math.min(1000, Math.floor(thresholdMs / 2)))));
+    const timer = runInRoot(() =>
+      setInterval(
+        () => {
+          if (this.#leased.tail === undefined) {
+            clearInterval(timer);
+            this.#heldTimer = undefined;
+            return;
+          }
+          const now = performance.now();
+          for (let slot = this.#leased.tail as Slot<T> | undefined; slot !== undefined; slot = slot.prev as Slot<T> | undefined) {
+            if (slot.lease !== undefined) checkHeldLease(slot.lease, now, thresholdMs);
+          }
+        },
+        Math.max(5, Math.min(1000, Math.floor(thresholdMs / 2))),
+      ),
+    );
     timer.unref();
     this.#heldTimer = timer;
   }
@@ -810,13 +934,13 @@ export class Pool<T> implements AsyncDisposable {
   async #shutDown(timeoutMs: number, draining: Promise<void>): Promise<void> {
     if (this.#busy()) {
       const drained = new Promise<boolean>((resolve) => (this.#drained = () => resolve(true)));
-      if (!(await within(drained, timeoutMs))) this.#destroyBorrowed(timeoutMs);
+      if (!(await within(drained, timeoutMs, () => false).catch(() => false))) this.#destroyBorrowed(timeoutMs);
       this.#drained = undefined;
     }
     if (this.#heldTimer !== undefined) clearInterval(this.#heldTimer);
     this.#heldTimer = undefined;
     // clear() waits for creates under way, then destroys the idle resources and waits for that.
-    if (!(await within(this.#gp.clear().then(() => true), timeoutMs))) {
+    if (!(await within(this.#gp.clear().then(() => true), timeoutMs, () => false).catch(() => false))) {
       process.emitWarning(
         `pool "${this.name}": close() stopped waiting after ${timeoutMs} ms for a create or destroy that has not finished; a server that stopped answering? The resource may stay open`,
         { type: 'ResourceReleaseWarning', code: 'CUSTODIAN_POOL_CLOSE_HUNG' },
@@ -876,12 +1000,28 @@ export class Pool<T> implements AsyncDisposable {
   }
 }
 
-/** Resolves `promise`'s value, or false once `timeoutMs` passed first (0: no limit). */
-function within(promise: Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  if (timeoutMs === 0) return promise;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, timeoutMs, false)));
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+/** Marks a destroy that outlived destroyTimeoutMs. */
+class DestroyTimeout {}
+
+/**
+ * Settles like `pending`, or rejects with `late()` once `timeoutMs` passed first (0: no limit).
+ * The timer runs in the root context and does not keep the process alive on its own.
+ */
+function within<V>(pending: PromiseLike<V>, timeoutMs: number, late: () => unknown): Promise<V> {
+  if (timeoutMs === 0) return Promise.resolve(pending);
+  return new Promise<V>((resolve, reject) => {
+    const timer = runInRoot(() => setTimeout(() => reject(late()), timeoutMs));
+    Promise.resolve(pending).then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /**
@@ -891,7 +1031,7 @@ function within(promise: Promise<boolean>, timeoutMs: number): Promise<boolean> 
  *
  * @example
  * const pool = createPool(
- *   { create: () => mysql.createConnection(url), destroy: (c) => c.end(), reset: (c) => c.query('rollback') },
+ *   { create: () => mysql.createConnection(url), destroy: (c) => c.end(), reset: (c) => c.reset() },
  *   { name: 'mysql', max: 10, acquireTimeoutMs: 5_000, leakThresholdMs: 30_000 },
  * );
  */

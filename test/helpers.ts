@@ -134,3 +134,16 @@ export async function collectGarbage(until: () => boolean, rounds = 30): Promise
     if (until()) return;
   }
 }
+
+/**
+ * Polls `read` until `done(value)`, or `timeoutMs` passed; returns the last value either way, so
+ * that the caller's `expect` shows what was seen. For server-side state that lags a client's close.
+ */
+export async function settle<V>(read: () => Promise<V>, done: (value: V) => boolean, timeoutMs = 3_000): Promise<V> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value) || performance.now() >= deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

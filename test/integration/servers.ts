@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import { createConnection, type Connection, type ConnectionOptions } from 'mysql2/promise';
 import { beforeEach, describe } from 'vitest';
 import { channels } from '../../src/index.js';
+export { settle } from '../helpers.js';
 
 /** Unique per run: table, key and client names carry it, so runs never see each other's data. */
 export const RUN_ID = `${process.pid.toString(36)}${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
@@ -184,18 +185,6 @@ export async function closedPort(): Promise<number> {
   return address.port;
 }
 
-/**
- * Polls `read` until `done(value)`, or `timeoutMs` passed; returns the last value either way, so
- * that the caller's `expect` shows what was seen. For server-side state that lags a client's close.
- */
-export async function settle<V>(read: () => Promise<V>, done: (value: V) => boolean, timeoutMs = 3_000): Promise<V> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || performance.now() >= deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** Records the `custodian:pool:destroy` events of one pool until `stop()`. */
 export function collectDestroys(poolName: string): { events: Record<string, unknown>[]; stop: () => void } {

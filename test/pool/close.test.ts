@@ -144,7 +144,7 @@ describe('close() waits for borrowed leases', () => {
     for (const lease of leases) await lease.release();
     expect(pool.stats()).toMatchObject({ size: 2, available: 2 });
     await pool.close();
-    expect(pool.stats()).toEqual({ size: 0, available: 0, borrowed: 0, pending: 0, min: 0, max: 4 });
+    expect(pool.stats()).toEqual({ size: 0, available: 0, borrowed: 0, pending: 0, destroying: 0, min: 0, max: 4 });
   });
 
   it('waits for a reset under way, then destroys the resource', async () => {

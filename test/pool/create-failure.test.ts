@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PoolCreateError, PoolTimeoutError } from '../../src/index.js';
-import { flush, rejectionOf, sleep, useCleanCustodian } from '../helpers.js';
+import { flush, rejectionOf, settle, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, manualCreate, record, usePools, type Res } from './fake.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
@@ -39,29 +39,49 @@ describe('a create that always fails', () => {
     const calls = fake.createCalls();
     expect(calls).toBeGreaterThanOrEqual(1);
     expect(calls).toBeLessThanOrEqual(10); // at most one attempt per slot of max, not one per acquire
-    expect(pool.stats()).toEqual({ size: 0, available: 0, borrowed: 0, pending: 0, min: 0, max: 10 });
+    expect(pool.stats()).toEqual({ size: 0, available: 0, borrowed: 0, pending: 0, destroying: 0, min: 0, max: 10 });
     await sleep(50);
     expect(fake.createCalls()).toBe(calls); // no retry loop once everyone has been answered
   });
 
-  it('with min > 0: tries to fill min once, reports each failure as an event, and does not loop', async () => {
+  it('with min > 0: retries the refill after a backoff that grows, never in a loop; acquires fail fast meanwhile', async () => {
     const events = record<{ pool: string; error?: unknown }>('custodian:pool:create');
     const fake = fakeFactory(() => ({ create: () => Promise.reject(refused) }));
     const pool = newPool(fake.factory, { name: 'down-min', min: 2, max: 4, idleTimeoutMs: 20 });
-    await sleep(60);
-    const afterStart = fake.createCalls();
-    expect(afterStart).toBe(2);
+    await sleep(30);
+    expect(fake.createCalls()).toBe(2); // the first refill, then a backoff of about 100 ms
     const errors = await Promise.all(Array.from({ length: 10 }, () => rejectionOf(pool.acquire())));
     expect(errors.every((e) => e instanceof PoolCreateError)).toBe(true);
-    const afterAcquires = fake.createCalls();
-    expect(afterAcquires).toBeLessThanOrEqual(afterStart + 4 + 2); // each acquire slot once, min refills once each
-    await sleep(60);
+    await sleep(1_000);
     events.stop();
-    expect(fake.createCalls()).toBe(afterAcquires);
+    // Refills at about 0, 100 and 500 ms (the backoff doubles with each failure, from 100 ms, ±20 %),
+    // 2 creates each, plus one attempt per acquire slot: far from a loop.
+    const calls = fake.createCalls();
+    expect(calls).toBeGreaterThanOrEqual(2 + 2 + 1);
+    expect(calls).toBeLessThanOrEqual(2 + 4 + 2 + 2);
     const mine = events.messages.filter((m) => m.pool === 'down-min');
-    expect(mine).toHaveLength(afterAcquires);
+    expect(mine).toHaveLength(calls);
     expect(mine.every((m) => m.error === refused)).toBe(true);
     expect(pool.stats()).toMatchObject({ size: 0, available: 0, borrowed: 0, pending: 0 });
+  });
+
+  it('with min > 0: reaches min once the server is back after a failed refill', async () => {
+    let up = true;
+    const fake = fakeFactory((f) => ({
+      create: () => (up ? f.make() : Promise.reject(refused)),
+    }));
+    const pool = newPool(fake.factory, { min: 2, max: 4, idleTimeoutMs: 0 });
+    await flush();
+    expect(pool.stats().size).toBe(2);
+    up = false;
+    const lease = await pool.acquire();
+    await lease.destroy(new Error('connection reset')); // the refill that replaces it fails: the server is down
+    await flush();
+    expect(pool.stats().size).toBe(1);
+    await sleep(50);
+    up = true; // back 50 ms after the failed refill
+    await settle(async () => pool.stats().size, (size) => size === 2, 2_000);
+    expect(pool.stats()).toMatchObject({ size: 2, available: 2 });
   });
 
   it('fails the acquires made while the failing create ran, each one once', async () => {

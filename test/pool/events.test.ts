@@ -165,7 +165,7 @@ describe('custodian:pool:timeout', () => {
     const error = await rejectionOf(pool.acquire({ timeout: 20 }));
     timeouts.stop();
     expect(timeouts.messages).toEqual([
-      { pool: 'ev-timeout', waitMs: (error as PoolTimeoutError).waitMs, stats: { size: 1, available: 0, borrowed: 1, pending: 1, min: 0, max: 1 } },
+      { pool: 'ev-timeout', waitMs: (error as PoolTimeoutError).waitMs, stats: { size: 1, available: 0, borrowed: 1, pending: 1, destroying: 0, min: 0, max: 1 } },
     ]);
     await holder.release();
     await (await other).release();
@@ -215,7 +215,7 @@ describe('stats()', () => {
     const fake = fakeFactory(() => ({ create: created.create }));
     const pool = newPool(fake.factory, { max: 2, min: 0 });
     const at = () => pool.stats();
-    expect(at()).toEqual({ size: 0, available: 0, borrowed: 0, pending: 0, min: 0, max: 2 });
+    expect(at()).toEqual({ size: 0, available: 0, borrowed: 0, pending: 0, destroying: 0, min: 0, max: 2 });
 
     const first = pool.acquire();
     await flush();
@@ -242,7 +242,7 @@ describe('stats()', () => {
     await b.release();
     expect(at()).toMatchObject({ size: 2, available: 1, borrowed: 1, pending: 0 });
     await c.release();
-    expect(at()).toEqual({ size: 2, available: 2, borrowed: 0, pending: 0, min: 0, max: 2 });
+    expect(at()).toEqual({ size: 2, available: 2, borrowed: 0, pending: 0, destroying: 0, min: 0, max: 2 });
   });
 
   it('counts a resource whose reset is running as borrowed', async () => {
@@ -284,8 +284,8 @@ describe('inspect().pools', () => {
     const lease = await a.acquire();
     const listed = inspect().pools.filter((p) => p.name.startsWith('inspect-'));
     expect(listed).toEqual([
-      { name: 'inspect-a', size: 1, available: 0, borrowed: 1, pending: 0, min: 0, max: 3 },
-      { name: 'inspect-b', size: 1, available: 1, borrowed: 0, pending: 0, min: 1, max: 2 },
+      { name: 'inspect-a', size: 1, available: 0, borrowed: 1, pending: 0, destroying: 0, min: 0, max: 3 },
+      { name: 'inspect-b', size: 1, available: 1, borrowed: 0, pending: 0, destroying: 0, min: 1, max: 2 },
     ]);
     expect(JSON.parse(JSON.stringify(inspect().pools))).toEqual(inspect().pools);
     await lease.release();

@@ -5,8 +5,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
-import { configure, currentScope, withScope, type Lease, type LeakReport, type Scope } from '../../src/index.js';
-import { flush, gate as gateOf, never, sleep, useCleanCustodian } from '../helpers.js';
+import { configure, currentScope, PoolCreateError, withScope, type Lease, type LeakReport, type Scope } from '../../src/index.js';
+import { flush, gate as gateOf, never, rejectionOf, settle, sleep, useCleanCustodian } from '../helpers.js';
 import { fakeFactory, manualCreate, usePools, type Fake, type Res } from './fake.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
@@ -77,7 +77,7 @@ describe('validate and min refills', () => {
 });
 
 describe('create failures and min refills', () => {
-  it('waits for a min refill under way instead of failing with PoolCreateError', async () => {
+  it('a refill backing off does not hold an acquire: its own attempt answers it, and the refill fills min later', async () => {
     let up = false;
     const fake = fakeFactory((f) => ({
       create: async () => {
@@ -87,8 +87,13 @@ describe('create failures and min refills', () => {
       },
     }));
     const pool = newPool(fake.factory, { min: 1, max: 2 });
-    await sleep(40); // the start-up min create failed: the server was down
-    setTimeout(() => (up = true), 30); // it comes back while the acquire's creates run
+    await sleep(40); // the start-up refill failed (the server was down): it backs off for about 100 ms
+    setTimeout(() => (up = true), 30);
+    const t0 = performance.now();
+    expect(await rejectionOf(pool.acquire())).toBeInstanceOf(PoolCreateError); // its own attempt, still down
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    // The server is back: the refill's next try fills min, and an acquire gets that resource.
+    await settle(async () => pool.stats().available, (n) => n === 1, 2_000);
     const lease = await pool.acquire();
     expect(lease.value.id).toBe(1);
     await lease.release();

@@ -336,7 +336,7 @@ describe('idle eviction and min', () => {
     const pool = newPool(fake.factory, { min: 3, max: 5 });
     await flush();
     expect(fake.createCalls()).toBe(3);
-    expect(pool.stats()).toEqual({ size: 3, available: 3, borrowed: 0, pending: 0, min: 3, max: 5 });
+    expect(pool.stats()).toEqual({ size: 3, available: 3, borrowed: 0, pending: 0, destroying: 0, min: 3, max: 5 });
   });
 
   it('shrinks the pool down to min after idleTimeoutMs, and not below', async () => {

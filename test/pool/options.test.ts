@@ -200,7 +200,7 @@ describe('defaults', () => {
   it('names the pool "pool #<n>", uses kind "pooled resource", min 0, max 10', async () => {
     const pool = newPool(fakeFactory().factory);
     expect(pool.name).toMatch(/^pool #\d+$/);
-    expect(pool.stats()).toEqual({ size: 0, available: 0, borrowed: 0, pending: 0, min: 0, max: 10 });
+    expect(pool.stats()).toEqual({ size: 0, available: 0, borrowed: 0, pending: 0, destroying: 0, min: 0, max: 10 });
     const lease = await pool.acquire();
     expect(lease.kind).toBe('pooled resource');
     expect(lease.label).toBe(pool.name);

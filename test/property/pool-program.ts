@@ -206,6 +206,8 @@ interface ResRec {
   /** create returned it (synchronously, or its promise resolved). */
   delivered: boolean;
   destroyCalls: number;
+  /** Its destroy has finished: the server no longer holds it. */
+  gone: boolean;
   readonly leases: LeaseRec[];
   /** Why it must never be handed out again (validate said false, reset failed, destroyed by a lease). */
   broken: string | undefined;
@@ -295,7 +297,7 @@ interface Ctx {
   readonly scopes: ScopeRec[];
   readonly calls: { create: number; validate: number; reset: number; destroy: number };
   /** create and validate calls that have not returned yet. */
-  readonly running: { create: number; validate: number };
+  readonly running: { create: number; validate: number; destroy: number };
   readonly createErrors: Set<unknown>;
   /** Promises the interpreter started and must see settle (bodies, returns). */
   readonly pending: Set<Promise<unknown>>;
@@ -379,7 +381,7 @@ function makeFactory(ctx: Ctx): PoolFactory<FakeResource> {
           throw error;
         }
         const value: FakeResource = { id: ctx.resources.length + 1 };
-        const res: ResRec = { value, delivered: true, destroyCalls: 0, leases: [], broken: undefined, dirty: false };
+        const res: ResRec = { value, delivered: true, destroyCalls: 0, gone: false, leases: [], broken: undefined, dirty: false };
         ctx.resources.push(res);
         ctx.byValue.set(value, res);
         log(ctx, `${label}: made r${value.id}`);
@@ -396,7 +398,10 @@ function makeFactory(ctx: Ctx): PoolFactory<FakeResource> {
       }
       const label = `destroy#${n + 1} r${res?.value.id ?? '?'}${spec.fail ? ' (fails)' : ''}`;
       log(ctx, label);
+      ctx.running.destroy++;
       return settleCall(ctx, spec, label, () => {
+        ctx.running.destroy--;
+        if (res !== undefined) res.gone = true; // the "server" has let go of it
         if (spec.fail) throw new Error(`${label} failed`);
       });
     },
@@ -732,9 +737,13 @@ function checkStep(ctx: Ctx): void {
   check(ctx, stats.max === max && stats.min === min, () => `stats min/max ${stats.min}/${stats.max}, configured ${min}/${max}`);
   check(ctx, stats.available + stats.borrowed <= stats.size, () => `available + borrowed > size: ${show()}`);
   check(ctx, stats.size <= max, () => `size > max: ${show()}`);
-  // With nothing being created or validated, every resource is idle or borrowed.
+  // max bounds what the server holds: made, and not yet let go of by a finished destroy.
+  const live = ctx.resources.filter((r) => !r.gone).length;
+  check(ctx, live <= max, () => `${live} resources live on the server, max is ${max}: ${show()}`);
+  check(ctx, stats.destroying === ctx.running.destroy, () => `destroying is ${stats.destroying}, but ${ctx.running.destroy} destroys are running: ${show()}`);
+  // With nothing being created or validated, every resource is idle, borrowed or being destroyed.
   if (ctx.running.create === 0 && ctx.running.validate === 0) {
-    check(ctx, stats.size === stats.available + stats.borrowed, () => `nothing is being created or validated, yet size !== available + borrowed: ${show()}`);
+    check(ctx, stats.size === stats.available + stats.borrowed + stats.destroying, () => `nothing is being created or validated, yet size !== available + borrowed + destroying: ${show()}`);
   }
 
   // borrowed: the leases handed out whose return has not finished.
@@ -755,9 +764,10 @@ function checkStep(ctx: Ctx): void {
   // Nobody waits uncovered while a resource sits idle (each waiter may be covered by one being
   // created or validated), or while nothing is borrowed or under way that could serve it.
   if (stats.pending > 0 && ctx.liveness) {
-    const inFlight = stats.size - stats.available - stats.borrowed;
+    const inFlight = stats.size - stats.available - stats.borrowed - stats.destroying;
     if (stats.available > 0) check(ctx, stats.pending <= inFlight, () => `${stats.pending} acquires wait, ${inFlight} resources are on their way, and ${stats.available} sit idle (${show()})`);
-    check(ctx, stats.borrowed > 0 || inFlight > 0, () => `${stats.pending} acquires wait with nothing borrowed or under way: they can never be served (${show()})`);
+    // A destroy under way frees room when it finishes: that serves a waiter too.
+    check(ctx, stats.borrowed > 0 || inFlight > 0 || stats.destroying > 0, () => `${stats.pending} acquires wait with nothing borrowed or under way: they can never be served (${show()})`);
   }
 
   const t = now();
@@ -824,7 +834,7 @@ export async function runPoolProgram(program: PoolProgram, s: fc.Scheduler, opti
     leases: [],
     scopes: [],
     calls: { create: 0, validate: 0, reset: 0, destroy: 0 },
-    running: { create: 0, validate: 0 },
+    running: { create: 0, validate: 0, destroy: 0 },
     createErrors: new Set(),
     pending: new Set(),
     liveness: options.liveness ?? true,
