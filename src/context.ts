@@ -67,6 +67,6 @@ export function openScope(options?: ScopeOptions): Scope {
  */
 export function track<T>(value: T, options: TrackOptions<T>): Lease<T> {
   const scope = storage.getStore();
-  if (scope !== undefined) return scope.track(value, options);
+  if (scope !== undefined) return scope.trackAt('track()', value, options, track);
   return createLease('track()', value, options, undefined, captureSite(track));
 }

@@ -113,7 +113,9 @@ export class Scope implements AsyncDisposable {
   /** @internal Where it was opened (dropped at close unless formatted: V8 keeps the frames' objects alive). */
   raw: RawSite | undefined;
   /** @internal When the sweep first saw it open; see registry.checkStale. */
-  seenAt = 0;
+  // NaN, not 0: a double from the start. A field that starts as a small integer and later gets a
+  // double changes representation, and V8 then migrates every scope object (seconds for 100,000).
+  seenAt = Number.NaN;
   /** @internal */
   reportedStale = false;
   /** @internal Acquires waiting on behalf of this scope's task (see ScopeWaiter), allocated on first use. */
@@ -306,11 +308,16 @@ export class Scope implements AsyncDisposable {
    * with the line that acquired it.
    */
   track<T>(value: T, options: TrackOptions<T>): Lease<T> {
+    return this.trackAt('scope.track()', value, options, Scope.prototype.track);
+  }
+
+  /** @internal `track`, with the site captured above `boundary` (the public function the user called). */
+  trackAt<T>(where: string, value: T, options: TrackOptions<T>, boundary: (...args: never[]) => unknown): Lease<T> {
     if (this.#state !== OPEN) {
       if (typeof options?.release === 'function') releaseNow(() => options.release(value), resourceName({ kind: options.kind ?? 'resource', label: options.label }));
       throw this.#closedError(`track ${options?.kind ?? 'a resource'} in`);
     }
-    return createLease('scope.track()', value, options, this, captureSite(Scope.prototype.track));
+    return createLease(where, value, options, this, captureSite(boundary));
   }
 
   /**

@@ -28,10 +28,23 @@ export function captureSite(boundary: (...args: never[]) => unknown): RawSite | 
   return holder;
 }
 
-// The package's own folders. A frame in one of these is library code, never "the user's line".
-// Tests and examples in this repository are user code and must stay visible.
-const packageRoot = fileURLToPath(new URL('../', import.meta.url)).replace(/[\\/]dist[\\/]$/, sep);
-const libraryDirs = ['src', 'adapters', `dist${sep}src`, `dist${sep}adapters`].map((d) => packageRoot + d + sep);
+// Where custodian's own modules are, so that their frames are never "the user's line". Installed,
+// or run from this repository, they are files under the package's src/ and adapters/ (or dist/src,
+// dist/adapters), and this module is one of them; tests and examples here are user code. Bundled
+// into an app (esbuild, rolldown, webpack), they are inside the app's bundle with the app's own
+// code, and with source maps their frames point at files of the app's tree: no path tells the two
+// apart. None needs to: every site is captured above the public function the user called
+// (`captureSite(boundary)`), so the first frame of a capture is the user's. Paths only skip what
+// lies beyond that (custodian's adapters calling its core, when not bundled).
+// (A CommonJS bundle has no import.meta.url: bundled, then.)
+const url: unknown = import.meta.url;
+const self = typeof url === 'string' && url.startsWith('file:') ? fileURLToPath(url) : '';
+const layout = /^(.*?)[\\/](?:dist[\\/])?src[\\/](?:[\w-]+[\\/])?sites\.[cm]?[jt]s$/.exec(self);
+const packageRoot = layout === null ? undefined : (layout[1] as string) + sep;
+const libraryDirs = packageRoot === undefined ? [] : ['src', 'adapters', `dist${sep}src`, `dist${sep}adapters`].map((d) => packageRoot + d + sep);
+
+/** True when custodian runs from inside an app's bundle rather than from its own files. */
+export const bundled = packageRoot === undefined;
 
 const FRAME = /^\s*at (?:.*? \()?(.*?):(\d+):(\d+)\)?$/;
 
@@ -60,7 +73,9 @@ function relativeToCwd(path: string): string {
 
 /**
  * The first user frame of a captured stack as `file:line:column`, or `undefined` when every frame
- * is inside custodian, Node or `node_modules` (raise `Error.stackTraceLimit` to see further).
+ * is inside custodian, Node or `node_modules` (raise `Error.stackTraceLimit` to see further). Paths
+ * are relative to the working directory; with `--enable-source-maps` (or a bundler's source maps),
+ * they are those of the original sources.
  */
 export function formatSite(raw: RawSite | undefined): string | undefined {
   if (raw === undefined) return undefined;
@@ -79,11 +94,11 @@ export function formatSite(raw: RawSite | undefined): string | undefined {
   return site;
 }
 
-/** The text reports print for a lease or scope whose site was not recorded. */
+/** The text reports print for a lease or scope whose site was not recorded, with what to do about it. */
 export function unknownSite(): string {
-  return settings.sites === 'off'
-    ? '(site not recorded: sites are off; configure({ sites: "always" }) to record them)'
-    : settings.sites === 'sampled'
-      ? '(site not recorded: only a sample is; configure({ sites: "always" }) to record every one)'
-      : '(site unknown: every recorded frame is inside custodian, Node or node_modules; raise Error.stackTraceLimit to see further)';
+  if (settings.sites === 'off') return '(site not recorded: sites are off; configure({ sites: "always" }) to record them)';
+  if (settings.sites === 'sampled') return '(site not recorded: only a sample is; configure({ sites: "always" }) to record every one)';
+  const limit = Error.stackTraceLimit;
+  if (!(limit > 0)) return `(site unknown: Error.stackTraceLimit is ${String(limit)}, so no frame is recorded; set it to 10 or more)`;
+  return `(site unknown: no recorded frame is outside Node, node_modules and custodian; raise Error.stackTraceLimit (now ${limit}) to record more frames, or pass your wrapper function as \`boundary\` so that the site is the line that called it)`;
 }

@@ -22,7 +22,7 @@ const noop = () => {};
 const SITES_OFF = '(site not recorded: sites are off; configure({ sites: "always" }) to record them)';
 const NOT_SAMPLED = '(site not recorded: only a sample is; configure({ sites: "always" }) to record every one)';
 const NO_USER_FRAME =
-  '(site unknown: every recorded frame is inside custodian, Node or node_modules; raise Error.stackTraceLimit to see further)';
+  '(site unknown: no recorded frame is outside Node, node_modules and custodian; raise Error.stackTraceLimit (now 10) to record more frames, or pass your wrapper function as `boundary` so that the site is the line that called it)';
 
 /** User code that wraps acquisition: the site is this line, not the caller's. */
 function openConnection(): Lease<string> {
