@@ -42,8 +42,9 @@ export interface Config {
   growthSamples?: number;
   /**
    * Identical warnings are emitted at most once per this many ms; 0 emits all. Default 10000.
-   * Identical: same report type, kind and site (release timeouts: and label; scope-end leaks:
-   * same scope name, resource sites and `cancelled`; stale scopes: same scope name and opening site).
+   * Identical: same report type, and the same kinds and sites of resource (release timeouts: and
+   * label; scope-end leaks: and `cancelled`; stale scopes: the same opening site), whatever the
+   * scopes are named. The next warning for that site says how many were suppressed.
    */
   warningThrottleMs?: number;
   /** Called with every leak report, whatever the policy. Exceptions it throws are reported, never propagated. */

@@ -192,19 +192,26 @@ const WARNING_CODES: Record<LeakReportType, string> = {
 const lastWarned = new Map<string, { at: number; suppressed: number }>();
 const MAX_THROTTLE_KEYS = 1000;
 
+/**
+ * Reports of the same type about the same kinds of resource from the same lines are one warning
+ * per window, whatever their scopes are called: a service that names scopes per request
+ * (`GET /users/42`) would otherwise print one warning per leaking request.
+ */
 function throttleKey(report: LeakReport): string {
+  const where = (r: LeakedResource) => `${r.kind}\0${r.site ?? ''}`;
   switch (report.type) {
     case 'unreleased':
-      return `${report.type}\0${report.cancelled}\0${report.scope.name ?? ''}\0${report.resources.map((r) => r.site).join('\0')}`;
+      return `${report.type}\0${report.cancelled}\0${report.resources.map(where).join('\0')}`;
     case 'release-timeout':
-      return `${report.type}\0${report.resource.kind}\0${report.resource.label ?? ''}\0${report.resource.site ?? ''}`;
+      return `${report.type}\0${where(report.resource)}\0${report.resource.label ?? ''}`;
     case 'held-too-long':
     case 'returned-late':
     case 'collected':
-      return `${report.type}\0${report.resource.kind}\0${report.resource.site ?? ''}`;
+      return `${report.type}\0${where(report.resource)}`;
     case 'stale-scope':
     case 'stale-scope-closed':
-      return `${report.type}\0${report.scope.name ?? ''}\0${report.scope.site ?? ''}`;
+      // A scope's "kind" is its opening line; with no site recorded, its name is all there is.
+      return `${report.type}\0${report.scope.site ?? `name:${report.scope.name ?? ''}`}`;
     case 'growth':
       return `${report.type}\0${report.kind}\0${report.site ?? ''}`;
     case 'pool-close':

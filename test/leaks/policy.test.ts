@@ -372,14 +372,24 @@ describe('identical warnings are throttled to one per warningThrottleMs', () => 
     expect(leakWarnings(warnings)).toHaveLength(1);
   });
 
-  it('does not throttle leaks of differently named scopes together', async () => {
+  it('throttles leaks from one line together whatever their scopes are named (a name per request)', async () => {
     configure({ warningThrottleMs: 1000 });
     const { warnings, stop } = collectWarnings();
-    await leakyTask({ name: 'one' }).done;
-    await leakyTask({ name: 'two' }).done;
+    for (let id = 0; id < 100; id++) await leakyTask({ name: `GET /users/${id}` }).done;
     await flush();
     stop();
-    expect(leakWarnings(warnings)).toHaveLength(2);
+    expect(leakWarnings(warnings)).toHaveLength(1);
+  });
+
+  it('does not throttle leaks from different lines or of different kinds together', async () => {
+    configure({ warningThrottleMs: 1000 });
+    const { warnings, stop } = collectWarnings();
+    await leakyTask({ name: 'same' }, 'db connection').done;
+    await leakyTask({ name: 'same' }, 'redis connection').done;
+    await withScope(() => void track('x', { release: () => {}, kind: 'db connection' }), { name: 'same' }); // another line
+    await flush();
+    stop();
+    expect(leakWarnings(warnings)).toHaveLength(3);
   });
 
   it('says how many similar reports were suppressed in the first warning after the window', async () => {
