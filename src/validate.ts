@@ -33,13 +33,35 @@ export const rules = {
       typeof value === 'string' && allowed.includes(value) ? undefined : `one of ${allowed.map((a) => `'${a}'`).join(', ')}`,
 } satisfies Record<string, Rule | ((...args: never[]) => Rule)>;
 
-/** Renders a bad value for an error message without dumping whole objects. */
+/**
+ * Renders a bad value for an error message without dumping whole objects: `"text"`, `10n (a
+ * bigint)`, `an array`, `an object`, `a Map`, `an Error`, `function connect`.
+ */
 export function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
-  if (value === null) return 'null';
-  if (typeof value === 'object') return value.constructor?.name ? `a ${value.constructor.name}` : 'an object';
-  return String(value);
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+    case 'function':
+      return `function ${value.name || '(anonymous)'}`;
+    case 'bigint':
+      return `${value}n (a bigint)`;
+    case 'symbol':
+      return `${value.toString()} (a symbol)`;
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) return 'an array';
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (proto === Object.prototype || proto === null) return 'an object';
+      const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+      return typeof name === 'string' && name !== '' ? withArticle(name) : 'an object';
+    }
+    default:
+      return String(value);
+  }
+}
+
+function withArticle(noun: string): string {
+  return `${/^[AEIOU]/.test(noun) ? 'an' : 'a'} ${noun}`;
 }
 
 /**

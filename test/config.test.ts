@@ -121,6 +121,20 @@ describe('configure() rejects bad values with a TypeError naming the option, and
     expect(getConfig()).toEqual(before);
   });
 
+  it.each([
+    ['a bigint', 10n, 'got 10n (a bigint)'],
+    ['an array', [5], 'got an array'],
+    ['a plain object', { ms: 5 }, 'got an object'],
+    ['an object with no prototype', Object.create(null) as object, 'got an object'],
+    ['a class instance', new Map(), 'got a Map'],
+    ['an instance whose name starts with a vowel', new Error('x'), 'got an Error'],
+    ['a symbol', Symbol('ms'), 'got Symbol(ms) (a symbol)'],
+  ])('names %s as what it is in the message', (_what, value, got) => {
+    expect(() => configure({ staleScopeMs: value } as unknown as Config)).toThrow(
+      new TypeError(`configure(): option 'staleScopeMs' must be a whole number of milliseconds from 0 to 2147483647, ${got}`),
+    );
+  });
+
   it('applies none of the valid values given alongside a bad one', () => {
     const before = getConfig();
     expect(() => configure({ leaks: 'throw', staleScopeMs: 5, growthSamples: -1 })).toThrow(/option 'growthSamples'/);

@@ -226,7 +226,7 @@ describe('acquire() options', () => {
     ['timeout', { timeout: -1 }, "pool.acquire(): option 'timeout' must be a whole number of milliseconds from 0 to 2147483647, got -1"],
     ['timeout', { timeout: 1.5 }, "pool.acquire(): option 'timeout' must be a whole number of milliseconds from 0 to 2147483647, got 1.5"],
     ['signal', { signal: 'x' }, "pool.acquire(): option 'signal' must be an AbortSignal (for example controller.signal), got \"x\""],
-    ['signal', { signal: {} }, "pool.acquire(): option 'signal' must be an AbortSignal (for example controller.signal), got a Object"],
+    ['signal', { signal: {} }, "pool.acquire(): option 'signal' must be an AbortSignal (for example controller.signal), got an object"],
   ])('rejects a bad %s with a TypeError naming it, and creates nothing', async (_key, options, message) => {
     const fake = fakeFactory();
     const pool = newPool(fake.factory);
