@@ -481,6 +481,47 @@ export function describePoolAgainst<C>(driver: PoolDriver<C>): void {
       await pool.close();
     });
 
+    it('never has more than max connections on the server while those cut off mid-command are being torn down', async () => {
+      allowLeaks();
+      const t = tracked();
+      // A server slow to let go: each close takes 200 ms more (a connection killed mid-query lives
+      // until the server notices). The pool must count it against max all that time.
+      const close = t.factory.destroy;
+      t.factory.destroy = async (conn) => {
+        await sleep(200);
+        await close(conn);
+      };
+      const pool = newPool(t, { name: name('max-live'), max: 3 });
+      let peak = 0;
+      let watching = true;
+      const watch = (async () => {
+        while (watching) {
+          peak = Math.max(peak, (await onServer(t)).length);
+          await sleep(5);
+        }
+      })();
+      // 3 waves of 3 tasks, each cut off by its timeout in the middle of a slow command.
+      for (let wave = 0; wave < 3; wave++) {
+        const tasks = Array.from({ length: 3 }, () =>
+          withScope(
+            async () => {
+              const lease = await pool.acquire();
+              await driver.startSlowCommand(lease.value);
+              await new Promise(() => {}); // cut off by the timeout; the lease is destroyed
+            },
+            { timeout: 150 },
+          ).catch((error: unknown) => error),
+        );
+        expect(await Promise.all(tasks)).toMatchObject([{ name: 'TimeoutError' }, { name: 'TimeoutError' }, { name: 'TimeoutError' }]);
+      }
+      watching = false;
+      await watch;
+      expect(peak).toBeGreaterThan(0);
+      expect(peak).toBeLessThanOrEqual(3);
+      await pool.close();
+      expect(await goneFromServer(t)).toEqual([]);
+    });
+
     it('fails 50 concurrent acquires with PoolCreateError (cause: ECONNREFUSED) when the server refuses, without a retry loop', async () => {
       const port = await closedPort();
       const failures: unknown[] = [];
