@@ -21,8 +21,9 @@ export const channels = {
   /** `{ pool, report }` for every leak report about a resource of the pool (also on `custodian:leak`). */
   poolLeak: 'custodian:pool:leak',
   /**
-   * `{ durationMs, done, scopes, leases }` after each slice of the periodic sweep: how long it held
-   * the event loop (a slice stops after about 2 ms), whether the pass is over, and how many scopes
+   * `{ durationMs, phase, done, scopes, leases }` after each slice of the periodic sweep: how long
+   * it held the event loop (a slice stops after about 1 ms of work), the phase it
+   * stopped in (`stale`, `held`, `growth`, `done`), whether the pass is over, and how many scopes
    * and leases were open. For watching what custodian costs a busy process.
    */
   sweep: 'custodian:sweep',
