@@ -69,7 +69,7 @@ function defaults(): Settings {
   };
 }
 
-/** @internal The live settings. Never replace the object: modules keep a reference to it. */
+/** The live settings. Never replace the object: modules keep a reference to it. */
 export const settings: Settings = defaults();
 
 export const policyRule = rules.oneOf('reclaim', 'warn', 'throw');

@@ -5,7 +5,7 @@
  */
 import { createLease, type Lease, type TrackOptions } from './lease.js';
 import { createScope, type Scope, type ScopeOptions } from './scope.js';
-import { captureSite } from './sites.js';
+import { boundaryOf, captureSite } from './sites.js';
 import { storage } from './storage.js';
 import { describe } from './validate.js';
 
@@ -68,5 +68,5 @@ export function openScope(options?: ScopeOptions): Scope {
 export function track<T>(value: T, options: TrackOptions<T>): Lease<T> {
   const scope = storage.getStore();
   if (scope !== undefined) return scope.trackAt('track()', value, options, track);
-  return createLease('track()', value, options, undefined, captureSite(track));
+  return createLease('track()', value, options, undefined, captureSite(boundaryOf(options, track)));
 }

@@ -1,15 +1,26 @@
 /**
- * Error classes. Every error custodian throws has a stable `code` so that callers can branch on it
- * without `instanceof` (which breaks across duplicated installs of the package).
+ * Error classes. Every error custodian throws extends `CustodianError` and has a stable `code`
+ * (`ERR_CUSTODIAN_*`), so that callers can catch them all, and branch on the code without
+ * `instanceof` (which breaks across duplicated installs of the package).
  */
 import type { LeakReport } from './report.js';
+
+/**
+ * The base class of every error custodian and its adapters throw: `err instanceof CustodianError`
+ * catches them all; `err.code` (`ERR_CUSTODIAN_POOL_TIMEOUT`, ...) says which, and stays stable
+ * across versions. (`SuppressedError`, which folds several release errors, is the standard one.)
+ */
+export abstract class CustodianError extends Error {
+  /** Stable across versions: branch on it. */
+  abstract readonly code: string;
+}
 
 /**
  * Thrown when something is acquired into a scope that is closing or closed (the value handed over
  * is released first, so nothing escapes), or when code runs in it, forks it or opens a scope in it.
  * Also the abort reason of a scope closed while its task still ran (by its parent, or from outside).
  */
-export class ScopeClosedError extends Error {
+export class ScopeClosedError extends CustodianError {
   override readonly name = 'ScopeClosedError';
   readonly code = 'ERR_CUSTODIAN_SCOPE_CLOSED';
 }
@@ -29,7 +40,7 @@ export function withoutStack<E>(make: () => E): E {
 }
 
 /** Thrown when `lease.value` is read after the lease was given back: a use-after-release bug. */
-export class LeaseReleasedError extends Error {
+export class LeaseReleasedError extends CustodianError {
   override readonly name = 'LeaseReleasedError';
   readonly code = 'ERR_CUSTODIAN_LEASE_RELEASED';
 }
@@ -38,7 +49,7 @@ export class LeaseReleasedError extends Error {
  * The reason a scope's signal aborts when its `timeout` elapses. Its `name` is `TimeoutError`, like
  * the reason of `AbortSignal.timeout()`, so code that checks `err.name === 'TimeoutError'` works.
  */
-export class ScopeTimeoutError extends Error {
+export class ScopeTimeoutError extends CustodianError {
   override readonly name = 'TimeoutError';
   readonly code = 'ERR_CUSTODIAN_SCOPE_TIMEOUT';
   constructor(
@@ -55,7 +66,7 @@ export class ScopeTimeoutError extends Error {
  * unreleased. The leases were reclaimed before this was thrown; `report` says which and where.
  * Not thrown for the leases of a task cancelled while still running (its error is the reason).
  */
-export class LeakError extends Error {
+export class LeakError extends CustodianError {
   override readonly name = 'LeakError';
   readonly code = 'ERR_CUSTODIAN_LEAK';
   constructor(
@@ -68,7 +79,7 @@ export class LeakError extends Error {
 }
 
 /** What every pool error has: the name of the pool it came from. */
-abstract class PoolError extends Error {
+abstract class PoolError extends CustodianError {
   constructor(
     message: string,
     /** The pool's name. */

@@ -42,6 +42,29 @@ export interface PoolSnapshot extends PoolStats {
   readonly name: string;
 }
 
+/** What an adapter shows in `inspect()` beside the pools: a shared client, a server's requests in flight. */
+export interface AdapterSnapshot {
+  readonly name: string;
+  /** What it is: `redis client`, `http server`. */
+  readonly kind: string;
+  readonly [stat: string]: string | number | boolean | null;
+}
+
+/** An adapter's entry: its name and kind, and a function that reads its stats now. */
+export interface Inspectable {
+  readonly name: string;
+  readonly kind: string;
+  stats(): Readonly<Record<string, string | number | boolean | null>>;
+}
+
+const shown = new Set<Inspectable>();
+
+/** Shows `entry` in inspect() until the returned function is called (the adapter closed). */
+export function showInInspect(entry: Inspectable): () => void {
+  shown.add(entry);
+  return () => void shown.delete(entry);
+}
+
 /** What `inspect()` returns. */
 export interface Snapshot {
   readonly takenAt: string;
@@ -59,6 +82,8 @@ export interface Snapshot {
   };
   /** Pools created and not yet closed, in creation order. */
   readonly pools: readonly PoolSnapshot[];
+  /** What adapters show (custodian/redis's shared client, ...), in creation order. */
+  readonly adapters: readonly AdapterSnapshot[];
   readonly suspects: readonly GrowthSuspect[];
 }
 
@@ -128,5 +153,6 @@ export function inspect(options: InspectOptions = {}): Snapshot {
     },
     suspects: growth.suspects(settings.growthSamples),
     pools: [...openPools].map((pool) => ({ name: pool.name, ...pool.stats() })),
+    adapters: [...shown].map((entry) => ({ ...entry.stats(), name: entry.name, kind: entry.kind })),
   };
 }

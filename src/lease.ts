@@ -29,6 +29,11 @@ export interface TrackOptions<T> {
   kind?: string | undefined;
   /** Which one, for reports: a pool name, a file name. */
   label?: string | undefined;
+  /**
+   * Your function that wraps this call: reports name the line that called it, not a line inside
+   * it. It must be on the stack: call `track` from it synchronously.
+   */
+  boundary?: ((...args: never[]) => unknown) | undefined;
 }
 
 /** @internal What a scope needs to let go of an entry. */
@@ -185,6 +190,9 @@ function warnAsyncReleaseFailure(resource: LeakedResource, when: string, error: 
 }
 
 
+/** What a report says of `lease`: kind, label, site, how long it has been held, its pool. */
+export let describeLease: (lease: Lease<unknown>) => LeakedResource;
+
 /**
  * A handle to one acquired resource. Give it back with `release()` (or `destroy(reason)` when it is
  * broken), or with `await using`. Releasing twice is harmless: the second call returns the first
@@ -198,6 +206,11 @@ function warnAsyncReleaseFailure(resource: LeakedResource, when: string, error: 
 export class Lease<T> implements AsyncDisposable, Disposable {
   // Typed without T so that Lease<T> is covariant, like its `value`: a Lease<Connection> is a Lease<object>.
   readonly #s: LeaseState;
+
+  static {
+    // The module's own way in, for adapters (through internal.ts): no public member exposes the state.
+    describeLease = (lease) => lease.#s.describe(performance.now());
+  }
 
   /** @internal Use `scope.track()`, `track()` or a pool's `acquire()`. */
   constructor(state: LeaseState<T>) {
@@ -304,7 +317,7 @@ export function createLease<T>(
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`${where}: options must be an object with a release function, got ${describe(options)}`);
   }
-  const { release, destroy, kind, label } = options;
+  const { release, destroy, kind, label, boundary } = options;
   if (typeof release !== 'function') {
     throw new TypeError(`${where}: option 'release' must be a function that gives the value back, got ${describe(release)}`);
   }
@@ -313,6 +326,7 @@ export function createLease<T>(
   }
   if (kind !== undefined && typeof kind !== 'string') throw new TypeError(`${where}: option 'kind' must be a string, got ${describe(kind)}`);
   if (label !== undefined && typeof label !== 'string') throw new TypeError(`${where}: option 'label' must be a string, got ${describe(label)}`);
+  if (boundary !== undefined && typeof boundary !== 'function') throw new TypeError(`${where}: option 'boundary' must be a function, got ${describe(boundary)}`);
   return openLease(new LeaseState<T>(value, release, destroy, kind ?? 'resource', label, raw, performance.now(), owner));
 }
 

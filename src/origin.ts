@@ -10,23 +10,23 @@ export interface Originated {
   readonly origin: object | undefined;
 }
 
-/** @internal The probe: returns who is acquiring now (a test), or `undefined`. */
+/** The probe: returns who is acquiring now (a test), or `undefined`. */
 export const origins: { probe: (() => object | undefined) | undefined } = { probe: undefined };
 
-/** @internal The origin to record for something acquired now. */
+/** The origin to record for something acquired now. */
 export function currentOrigin(): object | undefined {
   const probe = origins.probe;
   return probe === undefined ? undefined : probe();
 }
 
 /**
- * @internal For each `LeakedResource` and `ScopeInfo` built for a report while a probe is set, the
+ * For each `LeakedResource` and `ScopeInfo` built for a report while a probe is set, the
  * lease or scope it describes: how test mode attributes a report to the test that caused it, and
  * tells one lease it already blamed from another.
  */
 export const subjects = new WeakMap<object, Originated>();
 
-/** @internal Records that `described` (part of a report) is about `subject`; returns `described`. */
+/** Records that `described` (part of a report) is about `subject`; returns `described`. */
 export function describes<T extends object>(described: T, subject: Originated): T {
   if (subject.origin !== undefined) subjects.set(described, subject);
   return described;

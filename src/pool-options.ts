@@ -155,9 +155,15 @@ export interface AcquireOptions {
   signal?: AbortSignal | undefined;
   /** Milliseconds to wait, overriding the pool's `acquireTimeoutMs`. 0 waits forever. */
   timeout?: number | undefined;
+  /**
+   * Your function that wraps this call (`getConnection() { return pool.acquire({ boundary:
+   * getConnection }) }`): reports name the line that called it, not a line inside it. It must be
+   * on the stack: call `acquire` from it synchronously, before any `await`.
+   */
+  boundary?: ((...args: never[]) => unknown) | undefined;
 }
 
-export const acquireRules = { signal: rules.signal, timeout: rules.ms };
+export const acquireRules = { signal: rules.signal, timeout: rules.ms, boundary: rules.function };
 
 /** Options of `pool.close()`. */
 export interface PoolCloseOptions {

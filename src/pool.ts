@@ -41,7 +41,7 @@ import { isPromiseLike, noop, RESOLVED } from './promises.js';
 import { checkHeldLease } from './registry.js';
 import { deliver, errorText, plural, resourceLines, scopeTitle, siteText, type LeakedResource } from './report.js';
 import type { Scope } from './scope.js';
-import { captureSite, type RawSite } from './sites.js';
+import { boundaryOf, captureSite, type RawSite } from './sites.js';
 import { runInRoot, storage } from './storage.js';
 import { describe, validateOptions } from './validate.js';
 
@@ -235,7 +235,7 @@ export class Pool<T> implements AsyncDisposable {
    * creating a resource failed and nothing else could serve it, `PoolClosedError` once `close()` began.
    */
   acquire(options?: AcquireOptions): Promise<Lease<T>> {
-    return this.#acquire(options, captureSite(Pool.prototype.acquire));
+    return this.#acquire(options, captureSite(boundaryOf(options, Pool.prototype.acquire)));
   }
 
   /**
@@ -244,7 +244,7 @@ export class Pool<T> implements AsyncDisposable {
    */
   async use<R>(fn: (resource: T, lease: Lease<T>) => R | PromiseLike<R>, options?: AcquireOptions): Promise<Awaited<R>> {
     if (typeof fn !== 'function') throw new TypeError(`pool.use(): fn must be a function, got ${describe(fn)}`);
-    const lease = await this.#acquire(options, captureSite(Pool.prototype.use));
+    const lease = await this.#acquire(options, captureSite(boundaryOf(options, Pool.prototype.use)));
     try {
       return await fn(lease.value, lease);
     } finally {

@@ -80,8 +80,13 @@ export type LeakReport =
   | (ReportBase & { readonly type: 'held-too-long'; readonly resource: LeakedResource; readonly thresholdMs: number })
   /** A lease reported as held too long was given back. */
   | (ReportBase & { readonly type: 'returned-late'; readonly resource: LeakedResource; readonly thresholdMs: number })
-  /** A lease became garbage without being released; its resource was released by custodian. */
+  /** A lease became garbage without being released; its resource was destroyed by custodian. */
   | (ReportBase & { readonly type: 'collected'; readonly resource: LeakedResource })
+  /**
+   * A resource was given back in a state its code should have ended, and custodian (or an adapter)
+   * ended it: a transaction neither committed nor rolled back, rolled back. `undone` says how.
+   */
+  | (ReportBase & { readonly type: 'unfinished'; readonly resource: LeakedResource; readonly undone: string })
   /** A pool's `close()` timed out with resources still borrowed; they were destroyed. */
   | (ReportBase & {
       readonly type: 'pool-close';
@@ -183,6 +188,7 @@ const WARNING_CODES: Record<LeakReportType, string> = {
   'held-too-long': 'CUSTODIAN_HELD_TOO_LONG',
   'returned-late': 'CUSTODIAN_RETURNED_LATE',
   collected: 'CUSTODIAN_COLLECTED',
+  unfinished: 'CUSTODIAN_UNFINISHED',
   growth: 'CUSTODIAN_GROWTH',
   'pool-close': 'CUSTODIAN_POOL_CLOSE',
 };
@@ -207,6 +213,7 @@ function throttleKey(report: LeakReport): string {
     case 'held-too-long':
     case 'returned-late':
     case 'collected':
+    case 'unfinished':
       return `${report.type}\0${where(report.resource)}`;
     case 'stale-scope':
     case 'stale-scope-closed':
@@ -244,7 +251,7 @@ function emitLeakWarning(report: LeakReport): void {
   });
 }
 
-/** @internal Forgets throttling state (tests; resetConfig() does it too). */
+/** Forgets throttling state (tests; resetConfig() does it too). */
 export function resetWarningThrottle(): void {
   lastWarned.clear();
 }
@@ -270,6 +277,25 @@ export function deliver(report: LeakReport, policy: LeakPolicy, warn = policy !=
     }
   }
   if (warn) emitLeakWarning(report);
+}
+
+/**
+ * Reports a resource given back unfinished, which had to be ended for it (a transaction
+ * neither committed nor rolled back, rolled back): `undone` says how, `advice` what to do.
+ */
+export function reportUnfinished(resource: LeakedResource, undone: string, advice: string, policy: LeakPolicy): void {
+  deliver(
+    {
+      type: 'unfinished',
+      resource,
+      undone,
+      message: [
+        `${resourceName(resource)} begun at ${siteText(resource.site)} was given back unfinished after ${Math.round(resource.heldMs)} ms; it was ${undone}`,
+        `  ${advice}`,
+      ].join('\n'),
+    },
+    policy,
+  );
 }
 
 /** Reports that a task failed and releasing its resources failed too (the task's error is rethrown). */

@@ -32,7 +32,7 @@ import {
   type ScopeInfo,
 } from './report.js';
 import { isPromiseLike, noop, RESOLVED } from './promises.js';
-import { captureSite, formatSite, type RawSite } from './sites.js';
+import { boundaryOf, captureSite, formatSite, type RawSite } from './sites.js';
 import { storage } from './storage.js';
 import { describe, rules, validateOptions } from './validate.js';
 
@@ -48,6 +48,11 @@ export interface ScopeOptions {
   leaks?: LeakPolicy | undefined;
   /** How long closing waits for one release, overriding `configure({ disposeTimeoutMs })`. 0 waits forever. */
   disposeTimeoutMs?: number | undefined;
+  /**
+   * Your function that wraps this call: reports name the line that called it as where the scope
+   * was opened. It must be on the stack: open the scope from it synchronously.
+   */
+  boundary?: ((...args: never[]) => unknown) | undefined;
 }
 
 /**
@@ -73,6 +78,7 @@ const optionRules = {
   timeout: rules.positiveMs,
   leaks: policyRule,
   disposeTimeoutMs: rules.ms,
+  boundary: rules.function,
 };
 
 const openChannel = channel(channels.scopeOpen);
@@ -317,7 +323,7 @@ export class Scope implements AsyncDisposable {
       if (typeof options?.release === 'function') releaseNow(() => options.release(value), resourceName({ kind: options.kind ?? 'resource', label: options.label }));
       throw this.#closedError(`track ${options?.kind ?? 'a resource'} in`);
     }
-    return createLease(where, value, options, this, captureSite(boundary));
+    return createLease(where, value, options, this, captureSite(boundaryOf(options, boundary)));
   }
 
   /**
@@ -811,7 +817,7 @@ export function createScope(
       `${where}: cannot open a scope inside ${scopeTitle(parent)}: it is ${parent.state}. This code is still running after its task ended (a cancelled or abandoned task?).`,
     );
   }
-  return new Scope(options, parent, captureSite(boundary));
+  return new Scope(options, parent, captureSite(boundaryOf(options, boundary)));
 }
 
 // Scope is an Owner and a WatchedScope, checked here rather than with `implements`: those

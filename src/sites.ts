@@ -20,12 +20,21 @@ export interface RawSite {
  * Captures the caller's stack when the `sites` setting asks for it. `boundary` is the public
  * function the user called: frames above it (inside custodian) are left out of the capture.
  */
-export function captureSite(boundary: (...args: never[]) => unknown): RawSite | undefined {
+export function captureSite(boundary: Boundary): RawSite | undefined {
   const mode = settings.sites;
   if (mode === 'off' || (mode === 'sampled' && Math.random() >= settings.sampleRate)) return undefined;
   const holder: RawSite = {};
   Error.captureStackTrace(holder, boundary);
   return holder;
+}
+
+/** A function on the stack above which a site is captured. */
+export type Boundary = (...args: never[]) => unknown;
+
+/** The caller's own boundary from options (`{ boundary }`), else `fallback` (the public function called). */
+export function boundaryOf(options: { readonly boundary?: Boundary | undefined } | undefined, fallback: Boundary): Boundary {
+  const given = options?.boundary;
+  return typeof given === 'function' ? given : fallback;
 }
 
 // Where custodian's own modules are, so that their frames are never "the user's line". Installed,

@@ -5,7 +5,7 @@
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { LEAK_CHANNEL, type LeakReport, type LeakedResource } from '../../src/index.js';
-import { subjects, type Originated } from '../../src/origin.js';
+import { type Originated, subjects } from '../../src/internal.js';
 import { runOf, type Charge, type Run } from './runs.js';
 
 /** The resources of a report that are leaks a test made (a cancelled task's leftovers are not). */
@@ -15,6 +15,7 @@ function leakedBy(report: LeakReport): readonly LeakedResource[] {
       return report.cancelled ? [] : report.resources;
     case 'collected':
     case 'release-timeout':
+    case 'unfinished':
       return [report.resource];
     case 'pool-close':
       return report.resources;

@@ -11,10 +11,12 @@ import { leakMessage, siteFrames, type Culprit } from './message.js';
 import type { Run } from './runs.js';
 import { accounted, rulesFor } from './settings.js';
 import { now } from './clock.js';
+import { CustodianError } from '../../src/index.js';
 
 /** Thrown (a test failure) when a test, a file or an expectNoLeaks() function left resources behind. */
-export class LeakCheckError extends Error {
+export class LeakCheckError extends CustodianError {
   override name = 'LeakCheckError';
+  readonly code = 'ERR_CUSTODIAN_LEAK_CHECK';
   /** What was left behind. */
   readonly leaks: readonly FoundLeak[];
   /** How long the check waited for it to be released. */

@@ -3,9 +3,7 @@
  * charged to it (leases reclaimed at a scope's close, collected, destroyed at a pool's close) and,
  * when the handle check is on, its runtime handles.
  */
-import type { Originated } from '../../src/origin.js';
-import { leasesOf, liveLeases, openScopes, type WatchedLease, type WatchedScope } from '../../src/registry.js';
-import { reportTitle } from '../../src/report.js';
+import { leasesOf, liveLeases, openScopes, type Originated, reportTitle, type WatchedLease, type WatchedScope } from '../../src/internal.js';
 import { handlesOf } from './handles.js';
 import { isIgnored, type IgnoreRules } from './ignore.js';
 import { runOf, type Charge, type Run } from './runs.js';
@@ -100,7 +98,10 @@ function reclaimedLeak(charge: Charge): FoundLeak | undefined {
       detail = `${reportTitle(report.scope)} closed while it was still held; custodian released it`;
       break;
     case 'collected':
-      detail = 'its lease was garbage-collected unreleased; custodian released it';
+      detail = 'its lease was garbage-collected unreleased; custodian destroyed it';
+      break;
+    case 'unfinished':
+      detail = `it was given back unfinished; it was ${report.undone}`;
       break;
     case 'release-timeout':
       detail = `its release did not settle within ${report.timeoutMs} ms when ${reportTitle(report.scope)} closed`;

@@ -10,7 +10,7 @@
  * to whoever started the server.
  */
 import { createHook, type AsyncHook } from 'node:async_hooks';
-import { formatSite, type RawSite } from '../../src/sites.js';
+import { formatSite, type RawSite } from '../../src/internal.js';
 import { currentRun, type Run } from './runs.js';
 import { now } from './clock.js';
 

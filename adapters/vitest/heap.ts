@@ -3,12 +3,8 @@
  * collection keeps growing with the number of calls. The trend is fitted over the second half of
  * the samples, so a cache that fills during the first calls and then stays put does not fail.
  */
-import { setImmediate } from 'node:timers';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import { inspect } from '../../src/inspect.js';
-import { isPromiseLike } from '../../src/promises.js';
-import { rules, validateOptions } from '../../src/validate.js';
+import { CustodianError, inspect } from '../../src/index.js';
+import { heapAfterGc, isPromiseLike, rules, theilSen, validateOptions } from '../../src/internal.js';
 
 /** Options of expectNoHeapGrowth(). */
 export interface HeapGrowthOptions {
@@ -39,8 +35,9 @@ export interface HeapGrowth {
 }
 
 /** Thrown by expectNoHeapGrowth() when the heap grows faster than allowed. */
-export class HeapGrowthError extends Error {
+export class HeapGrowthError extends CustodianError {
   override name = 'HeapGrowthError';
+  readonly code = 'ERR_CUSTODIAN_HEAP_GROWTH';
   /** What was measured. */
   readonly growth: HeapGrowth;
 
@@ -58,51 +55,20 @@ const optionRules = {
   samples: (value: unknown) => (typeof value === 'number' && Number.isInteger(value) && value >= 4 ? undefined : 'a whole number from 4'),
 };
 
-let gcFn: (() => void) | undefined;
-
-/** `global.gc`, or the same function obtained at run time when Node was started without --expose-gc. */
-function gc(): () => void {
-  if (gcFn !== undefined) return gcFn;
-  const exposed = (globalThis as { gc?: unknown }).gc;
-  if (typeof exposed === 'function') return (gcFn = exposed as () => void);
-  setFlagsFromString('--expose-gc');
-  return (gcFn = runInNewContext('gc') as () => void);
-}
-
-// node:timers, not the global: fake timers (vi.useFakeTimers) must not freeze the measurement.
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 /**
- * The heap used after a full collection: the lowest of three readings, each taken right after a
- * GC that follows a turn of the event loop (finalizers run there: custodian's GC backstop gives
- * resources back). Read right after the GC, so what the process allocates during the turn (the
- * test runner's messages) is not counted, and the lowest, so one reading it did get into is not.
+ * The heap used after a full collection: the lowest of three readings, each taken right after
+ * collections around a turn of the event loop (finalizers run there: custodian's GC backstop gives
+ * resources back), so what the process allocates during the turn (the test runner's messages) is
+ * not counted, and one reading it did get into is not taken.
  */
-async function settledHeap(): Promise<number> {
-  const collect = gc();
-  let lowest = Number.POSITIVE_INFINITY;
-  for (let round = 0; round < 3; round++) {
-    collect();
-    await tick();
-    collect();
-    lowest = Math.min(lowest, process.memoryUsage().heapUsed);
-  }
-  return lowest;
-}
+const settledHeap = (): Promise<number> => heapAfterGc(3);
 
 /** Theil–Sen slope of heapUsed over iteration: the median of the pairwise slopes, so one noisy sample cannot make a trend. */
 function slope(points: readonly HeapSample[]): number {
-  const slopes: number[] = [];
-  for (let i = 0; i < points.length; i++) {
-    for (let j = i + 1; j < points.length; j++) {
-      const a = points[i] as HeapSample;
-      const b = points[j] as HeapSample;
-      if (b.iteration !== a.iteration) slopes.push((b.heapUsed - a.heapUsed) / (b.iteration - a.iteration));
-    }
-  }
-  slopes.sort((x, y) => x - y);
-  const mid = slopes.length >> 1;
-  return slopes.length === 0 ? 0 : slopes.length % 2 === 1 ? (slopes[mid] as number) : ((slopes[mid - 1] as number) + (slopes[mid] as number)) / 2;
+  return theilSen(
+    points.map((p) => p.iteration),
+    points.map((p) => p.heapUsed),
+  ).slope;
 }
 
 function outstandingBySite(): Map<string, { kind: string; site: string | undefined; count: number }> {

@@ -2,7 +2,7 @@
  * Ignore rules: leftovers nobody should be told about (a connection a suite shares on purpose, a
  * timer a library starts once). A rule names sites or kinds; a leftover matching either is ignored.
  */
-import { describe } from '../../src/validate.js';
+import { describe } from '../../src/internal.js';
 
 /** What to ignore. A leftover matching any site or any kind is not reported. */
 export interface IgnoreRules {

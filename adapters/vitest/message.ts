@@ -3,8 +3,7 @@
  * acquired, for how long, and what to do about it.
  */
 import { isAbsolute, resolve } from 'node:path';
-import { plural, resourceName } from '../../src/report.js';
-import { unknownSite } from '../../src/sites.js';
+import { plural, resourceName, unknownSite } from '../../src/internal.js';
 import type { FoundLeak } from './findings.js';
 
 function what(leak: FoundLeak): string {

@@ -9,7 +9,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { LeakReport, LeakedResource } from '../../src/index.js';
-import { origins, type Originated } from '../../src/origin.js';
+import { type Originated, origins } from '../../src/internal.js';
 import type { IgnoreRules } from './ignore.js';
 import { now } from './clock.js';
 

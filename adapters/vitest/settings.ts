@@ -2,8 +2,7 @@
  * Test mode's process-wide settings and the calls that adjust them: configureLeakCheck(),
  * ignoreLeaks(), ignoreCurrent(), and allowLeaks() for one test.
  */
-import { liveLeases, openScopes } from '../../src/registry.js';
-import { rules, validateOptions } from '../../src/validate.js';
+import { liveLeases, openScopes, rules, validateOptions } from '../../src/internal.js';
 import { useHandleTracking } from './handles.js';
 import { checkRules, type IgnoreRules } from './ignore.js';
 import { currentRun, type Run } from './runs.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configure, openScope, track, withScope, type Lease, type LeakReport, type TrackOptions } from '../../src/index.js';
+import { configure, createPool, currentScope, openScope, track, withScope, type Lease, type LeakReport, type TrackOptions } from '../../src/index.js';
 import { allowLeaksInEveryTest, collectReports, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
@@ -149,6 +149,67 @@ describe('a site is the first frame outside custodian and node_modules: a helper
       expect(reports).toMatchObject([{ type: 'unreleased', resources: [{ kind: 'pooled', site: undefined }] }]);
       expect(reports[0]?.message.split('\n')[1]).toMatch(new RegExp(`^  pooled  x1  acquired at ${escape(NO_USER_FRAME)}  held \\d+ ms$`));
     });
+  });
+});
+
+describe('a wrapper can say "report my caller" with `boundary`', () => {
+  const pool = createPool({ create: () => ({ id: 1 }), destroy: noop }, { name: 'wrapped' });
+  afterAll(() => pool.close());
+
+  /** A user's own helper, the usual shape: without `boundary`, this line would be every report's site. */
+  function getConnection() {
+    return pool.acquire({ boundary: getConnection });
+  }
+
+  function openFile(): Lease<string> {
+    return track('fd', { release: noop, kind: 'file handle', boundary: openFile });
+  }
+
+  function inTask<R>(fn: () => R): Promise<Awaited<R>> {
+    return withScope(fn, { name: 'job', boundary: inTask });
+  }
+
+  it('pool.acquire({ boundary }) names the line that called the wrapper', async () => {
+    const lease = await getConnection(); // site:wrapped-acquire
+    expect(lease.site).toBe(siteOf('wrapped-acquire', 'getConnection'));
+    await lease.release();
+  });
+
+  it('track(value, { boundary }) and withScope(fn, { boundary }) do the same', async () => {
+    const lease = openFile(); // site:wrapped-track
+    expect(lease.site).toBe(siteOf('wrapped-track', 'openFile'));
+    await lease.release();
+    const site = await inTask(() => currentScope()?.site); // site:wrapped-scope
+    expect(site).toBe(siteOf('wrapped-scope', 'inTask'));
+  });
+
+  it('finds the caller past a wrapper 20 frames deep, where the default 10 frames would end inside it', async () => {
+    const deep = (n: number): Promise<Lease<{ id: number }>> => (n === 0 ? pool.acquire({ boundary: layered }) : deep(n - 1));
+    function layered() {
+      return deep(20);
+    }
+    const plain = (n: number): Promise<Lease<{ id: number }>> => (n === 0 ? pool.acquire() : plain(n - 1));
+    const withBoundary = await layered(); // site:layered
+    expect(withBoundary.site).toBe(siteOf('layered', 'layered'));
+    await withBoundary.release();
+    // Without it, the site is the wrapper's own line (the first frame outside custodian).
+    const without = await plain(20);
+    expect(without.site).toMatch(/^test\/leaks\/sites\.test\.ts:\d+:\d+$/);
+    expect(without.site).not.toBe(siteOf('layered', 'layered'));
+    await without.release();
+  });
+
+  it('a boundary that is not on the stack leaves the site unknown, and a non-function is a TypeError', async () => {
+    const elsewhere = () => undefined;
+    const lease = await pool.acquire({ boundary: elsewhere });
+    expect(lease.site).toBeUndefined();
+    await lease.release();
+    await expect(pool.acquire({ boundary: 'getConnection' as unknown as () => unknown })).rejects.toThrow(
+      new TypeError('pool.acquire(): option \'boundary\' must be a function, got "getConnection"'),
+    );
+    expect(() => track(1, { release: noop, boundary: 5 as unknown as () => unknown })).toThrow(
+      new TypeError("track(): option 'boundary' must be a function, got 5"),
+    );
   });
 });
 

@@ -19,6 +19,7 @@ describe('the published package', () => {
     const api: Record<string, unknown> = await import('custodian');
     expect(Object.keys(api).sort()).toEqual(
       [
+        'CustodianError',
         'LEAK_CHANNEL',
         'Lease',
         'LeaseReleasedError',

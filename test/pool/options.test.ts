@@ -241,7 +241,7 @@ describe('acquire() options', () => {
     const pool = newPool(fake.factory);
     const unknown = await rejectionOf(pool.acquire({ timout: 5 } as never));
     expect(unknown).toBeInstanceOf(TypeError);
-    expect((unknown as Error).message).toBe("pool.acquire(): unknown option 'timout'; known options are signal, timeout");
+    expect((unknown as Error).message).toBe("pool.acquire(): unknown option 'timout'; known options are signal, timeout, boundary");
     const notObject = await rejectionOf(pool.acquire(5 as never));
     expect(notObject).toBeInstanceOf(TypeError);
     expect((notObject as Error).message).toContain('pool.acquire(): options must be an object');

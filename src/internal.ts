@@ -1,0 +1,55 @@
+/**
+ * The adapter API: the one module custodian's adapters (`adapters/<name>/`) import besides the
+ * public `index.ts`. It is not in the package's `exports` map, so applications cannot reach it;
+ * adapters ship inside the package and import it by relative path. Nothing in `src/` imports an
+ * adapter.
+ *
+ * What an adapter gets here, beyond the public API (`createPool`, `track`, the `boundary` option,
+ * `pool.evict`, `CustodianError`):
+ *  - the async context: the library's one AsyncLocalStorage and the root context, to open
+ *    connections in (never in a request's);
+ *  - option validation with the same error format as the core's;
+ *  - the words of reports (a title for a scope, a resource's name, a site, an error's text) and the
+ *    reports an adapter can raise itself (`reportUnfinished`);
+ *  - what test mode needs: the origin probe, the registry's walks;
+ *  - `inspect()` entries, and heap measurement.
+ */
+
+// Async context.
+export { runInRoot, storage } from './storage.js';
+
+// Validation.
+export { describe, rules, validateOptions, type Rule } from './validate.js';
+
+// Promises.
+export { isPromiseLike, noop, RESOLVED } from './promises.js';
+
+// Sites.
+export { boundaryOf, bundled, captureSite, formatSite, unknownSite, type Boundary, type RawSite } from './sites.js';
+
+// Reports: their words, and those an adapter raises.
+export {
+  deliver,
+  errorText,
+  plural,
+  reportTitle,
+  reportUnfinished,
+  resourceLines,
+  resourceName,
+  resetWarningThrottle,
+  scopeTitle,
+  siteText,
+} from './report.js';
+export { describeLease } from './lease.js';
+export { settings } from './config.js';
+
+// Test mode: who acquired what, and what is alive.
+export { origins, subjects, type Originated } from './origin.js';
+export { leasesOf, liveLeases, openScopes, sweep, type WatchedLease, type WatchedScope } from './registry.js';
+
+// inspect() entries.
+export { showInInspect, type Inspectable } from './inspect.js';
+
+// Memory.
+export { fullGc, heapAfterGc, memoryAfterGc, turn } from './measure/heap.js';
+export { median, theilSen, type Fit } from './measure/fit.js';
