@@ -251,14 +251,25 @@ function fmtBytes(b: number): string {
 
 /** Renders rows as a plain-text table (also valid Markdown). */
 export function formatTable(rows: readonly Row[]): string {
-  const header = ['benchmark', 'measured: median [min–max]', 'baseline: median [min–max]', 'ratio [per-round range]', 'CPU ratio', 'Δ', 'target', 'met'];
+  const header = [
+    'benchmark',
+    'measured: median [min–max]',
+    'baseline: median [min–max]',
+    'ratio [per-round range]',
+    'CPU ratio',
+    'Δ',
+    'target',
+    'met',
+  ];
   const lines: string[][] = [header];
   for (const r of rows) {
     if (r.kind === 'time') {
       lines.push([
         `${r.group}: ${r.name}`,
         `${fmtNs(r.value)} ns [${fmtNs(r.min ?? r.value)}–${fmtNs(r.max ?? r.value)}]`,
-        r.baseline === undefined ? '' : `${fmtNs(r.baseline)} ns [${fmtNs(r.baselineMin ?? r.baseline)}–${fmtNs(r.baselineMax ?? r.baseline)}] (${r.baselineName ?? ''})`,
+        r.baseline === undefined
+          ? ''
+          : `${fmtNs(r.baseline)} ns [${fmtNs(r.baselineMin ?? r.baseline)}–${fmtNs(r.baselineMax ?? r.baseline)}] (${r.baselineName ?? ''})`,
         r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}x [${(r.ratioMin ?? r.ratio).toFixed(2)}–${(r.ratioMax ?? r.ratio).toFixed(2)}]`,
         r.cpuRatio === undefined ? '' : `${r.cpuRatio.toFixed(2)}x`,
         r.deltaNs === undefined ? '' : `${r.deltaNs >= 0 ? '+' : ''}${fmtNs(r.deltaNs)} ns`,
@@ -266,7 +277,16 @@ export function formatTable(rows: readonly Row[]): string {
         r.met === undefined ? '' : r.met ? 'yes' : 'NO',
       ]);
     } else {
-      lines.push([`${r.group}: ${r.name}`, `${fmtBytes(r.value)} ${r.unit}`, r.note ?? '', '', '', '', fmtTarget(r.target), r.met === undefined ? '' : r.met ? 'yes' : 'NO']);
+      lines.push([
+        `${r.group}: ${r.name}`,
+        `${fmtBytes(r.value)} ${r.unit}`,
+        r.note ?? '',
+        '',
+        '',
+        '',
+        fmtTarget(r.target),
+        r.met === undefined ? '' : r.met ? 'yes' : 'NO',
+      ]);
     }
   }
   const widths = header.map((_, c) => Math.max(...lines.map((l) => (l[c] ?? '').length)));

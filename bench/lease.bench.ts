@@ -65,7 +65,11 @@ export async function leaseBench(options: MeasureOptions): Promise<Row[]> {
     [
       { name: 'hand-written create + try/finally + release', run: handWritten },
       ...SITES.map((mode) => ({ name: `scope.track + lease.release [sites ${mode}]`, setup: sites(mode), run: scoped })),
-      ...(['off', 'sampled'] as const).map((mode) => ({ name: `track() with no scope [sites ${mode}]`, setup: sites(mode), run: unscoped })),
+      ...(['off', 'sampled'] as const).map((mode) => ({
+        name: `track() with no scope [sites ${mode}]`,
+        setup: sites(mode),
+        run: unscoped,
+      })),
     ],
     options,
   );
@@ -119,7 +123,14 @@ export async function leaseBench(options: MeasureOptions): Promise<Row[]> {
   rows.push(
     compareRow(g, 'await using lease = scope.track(...), sites off', aUsing!, aHand!),
     compareRow(g, 'track + try/finally { await lease.release() }, sites off', aExplicit!, aHand!),
-    compareRow(g, 'await using vs explicit await lease.release()', aUsing!, aExplicit!, undefined, 'cost of the downlevelled `await using`'),
+    compareRow(
+      g,
+      'await using vs explicit await lease.release()',
+      aUsing!,
+      aExplicit!,
+      undefined,
+      'cost of the downlevelled `await using`',
+    ),
   );
 
   await scope.close();

@@ -54,7 +54,9 @@ export async function flat(
   const ms = performance.now() - t0;
   const after = await settledHeap();
   const perOp = (after - before) / iterations;
-  log(`    ${name}: heap ${before} -> ${after} B after GC, ${perOp.toFixed(4)} B/${unit}, ${((ms * 1e6) / iterations).toFixed(0)} ns/${unit}`);
+  log(
+    `    ${name}: heap ${before} -> ${after} B after GC, ${perOp.toFixed(4)} B/${unit}, ${((ms * 1e6) / iterations).toFixed(0)} ns/${unit}`,
+  );
   return {
     group: 'memory',
     name: `${name} (${iterations.toLocaleString('en-US')}x)`,

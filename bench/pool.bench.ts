@@ -145,7 +145,14 @@ async function sequential(options: MeasureOptions): Promise<Row[]> {
     compareRow(g, 'acquire + release in a scope, sites always (dev default)', scAlways!, gpS!, undefined, 'a stack captured per acquire'),
     compareRow(g, 'withScope per task + acquire + release, sites off', taskOff!, gpS!),
     compareRow(g, 'withScope per task + acquire + release, sites always', taskAlways!, gpS!),
-    compareRow(g, 'withScope per task: custodian vs generic-pool, sites off', taskOff!, gpTask!, undefined, 'both inside the same withScope'),
+    compareRow(
+      g,
+      'withScope per task: custodian vs generic-pool, sites off',
+      taskOff!,
+      gpTask!,
+      undefined,
+      'both inside the same withScope',
+    ),
     compareRow(g, 'no scope (unscoped lease), sites off', unOff!, gpS!, undefined, 'FinalizationRegistry backstop'),
     compareRow(g, 'no scope (unscoped lease), sites always', unAlways!, gpS!, undefined, 'site formatted at acquire'),
   ];
@@ -198,7 +205,8 @@ async function contended(options: MeasureOptions): Promise<Row[]> {
   );
   const [gpS, off, always] = samples;
   const stats = pool.stats();
-  if (stats.borrowed !== 0 || stats.pending !== 0 || stats.size > MAX) throw new Error(`contended pool left in a bad state: ${JSON.stringify(stats)}`);
+  if (stats.borrowed !== 0 || stats.pending !== 0 || stats.size > MAX)
+    throw new Error(`contended pool left in a bad state: ${JSON.stringify(stats)}`);
   const g = 'pool contended';
   const rows = [
     compareRow(g, `${WORKERS} workers / ${MAX} resources, scope per worker, sites off (target row)`, off!, gpS!, { maxRatio: 1.5 }),

@@ -93,7 +93,9 @@ async function main(): Promise<number> {
   const seconds = (performance.now() - started) / 1000;
   const load = `load average ${loadBefore.toFixed(1)} at start, ${(loadavg()[0] ?? 0).toFixed(1)} at end`;
 
-  process.stdout.write(`\ncustodian benchmarks — Node ${machine.node}, ${machine.cpu} (${machine.cores} cores), ${seconds.toFixed(0)} s, ${load}\n`);
+  process.stdout.write(
+    `\ncustodian benchmarks — Node ${machine.node}, ${machine.cpu} (${machine.cores} cores), ${seconds.toFixed(0)} s, ${load}\n`,
+  );
   process.stdout.write(`median of ${options.rounds} interleaved rounds (each >= ${options.roundMs} ms); [min–max] across rounds\n\n`);
   process.stdout.write(`${formatTable(rows)}\n`);
   const missed = rows.filter((r) => r.met === false);
@@ -104,7 +106,16 @@ async function main(): Promise<number> {
   for (const c of crashes) process.stdout.write(`CRASHED: ${c.suite}\n`);
 
   if (jsonFile !== undefined) {
-    const data = { date: new Date().toISOString(), machine, load, options: { rounds: options.rounds, roundMs: options.roundMs }, seconds, rows, notes, crashes };
+    const data = {
+      date: new Date().toISOString(),
+      machine,
+      load,
+      options: { rounds: options.rounds, roundMs: options.roundMs },
+      seconds,
+      rows,
+      notes,
+      crashes,
+    };
     writeFileSync(jsonFile, `${JSON.stringify(data, null, 2)}\n`);
     log(`results written to ${jsonFile}`);
   }

@@ -150,7 +150,11 @@ export async function scopeBench(options: MeasureOptions): Promise<Row[]> {
     [
       { name: 'hand-written als.run + try/finally', run: handWritten },
       { name: 'hand-written + setTimeout/clearTimeout', run: handTimer },
-      ...(['off', 'sampled'] as const).map((mode) => ({ name: `withScope({ timeout }) [sites ${mode}]`, setup: sites(mode), run: custodianTimeout })),
+      ...(['off', 'sampled'] as const).map((mode) => ({
+        name: `withScope({ timeout }) [sites ${mode}]`,
+        setup: sites(mode),
+        run: custodianTimeout,
+      })),
     ],
     options,
   );
@@ -192,7 +196,11 @@ export async function scopeBench(options: MeasureOptions): Promise<Row[]> {
   const nested = await measure(
     [
       { name: 'hand-written nested als.run', run: handNested },
-      ...(['off', 'sampled'] as const).map((mode) => ({ name: `nested withScope [sites ${mode}]`, setup: sites(mode), run: custodianNested })),
+      ...(['off', 'sampled'] as const).map((mode) => ({
+        name: `nested withScope [sites ${mode}]`,
+        setup: sites(mode),
+        run: custodianNested,
+      })),
     ],
     options,
   );

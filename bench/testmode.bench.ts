@@ -51,7 +51,10 @@ function vitestRuns(count: number, rounds: number): { with: number; without: num
   // Inside the package, so that the test file resolves `custodian` as the package itself.
   const dir = mkdtempSync(join(root, '.bench-'));
   try {
-    const body = Array.from({ length: count }, (_, i) => `test('t${i}', async () => { await using l = track({}, { release: () => {} }); await Promise.resolve(l); });`).join('\n');
+    const body = Array.from(
+      { length: count },
+      (_, i) => `test('t${i}', async () => { await using l = track({}, { release: () => {} }); await Promise.resolve(l); });`,
+    ).join('\n');
     writeFileSync(join(dir, 'trivial.test.ts'), `import { test } from 'vitest';\nimport { track } from 'custodian';\n${body}\n`);
     const config = (setup: boolean) =>
       `export default { test: { root: ${JSON.stringify(dir)}, include: ['*.test.ts'], pool: 'forks', ${setup ? "setupFiles: ['custodian/vitest/setup']," : ''} } };\n`;
@@ -59,7 +62,10 @@ function vitestRuns(count: number, rounds: number): { with: number; without: num
     writeFileSync(join(dir, 'without.config.mjs'), config(false));
     const time = (name: string) => {
       const t0 = performance.now();
-      execFileSync(process.execPath, [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--config', join(dir, `${name}.config.mjs`)], { cwd: root, stdio: 'ignore' });
+      execFileSync(process.execPath, [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--config', join(dir, `${name}.config.mjs`)], {
+        cwd: root,
+        stdio: 'ignore',
+      });
       return performance.now() - t0;
     };
     const withSetup: number[] = [];
@@ -87,8 +93,18 @@ export async function testModeBench(options: MeasureOptions, full: boolean, note
   mode(false, false)();
   const [plain, checked] = await measure(
     [
-      { name: 'call an async function', run: async (n) => { for (let i = 0; i < n; i++) await (async () => {})(); } },
-      { name: 'expectNoLeaks(fn) that leaves nothing', run: async (n) => { for (let i = 0; i < n; i++) await expectNoLeaks(async () => {}); } },
+      {
+        name: 'call an async function',
+        run: async (n) => {
+          for (let i = 0; i < n; i++) await (async () => {})();
+        },
+      },
+      {
+        name: 'expectNoLeaks(fn) that leaves nothing',
+        run: async (n) => {
+          for (let i = 0; i < n; i++) await expectNoLeaks(async () => {});
+        },
+      },
     ],
     options,
   );

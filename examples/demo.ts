@@ -78,7 +78,9 @@ async function batch(title: string, handler: Handler, scoped = true): Promise<vo
   await sleep(5); // custodian's warnings are printed on the next tick: let them come first
   const failed = [...failures].map(([text, n]) => `${n} x ${text}`).join(', ');
   console.log(`   => failed: ${failed || 'none'}`);
-  const note = !scoped ? '' : `; custodian reclaimed ${reclaimed}${reclaimed > 1 ? ' (one warning: identical ones are throttled for 10 s)' : ''}`;
+  const note = !scoped
+    ? ''
+    : `; custodian reclaimed ${reclaimed}${reclaimed > 1 ? ' (one warning: identical ones are throttled for 10 s)' : ''}`;
   console.log(`   => pool outstanding: ${pool.outstanding}/${pool.max}${note}`);
 }
 

@@ -58,7 +58,9 @@ async function main(): Promise<void> {
     ),
   );
   const first = outcomes[0] as PromiseRejectedResult;
-  console.log(`   ${outcomes.filter((o) => o.status === 'rejected').length}/20 failed in ${Math.round(performance.now() - started)} ms (acquireTimeoutMs is 5000): ${first.reason.name}`);
+  console.log(
+    `   ${outcomes.filter((o) => o.status === 'rejected').length}/20 failed in ${Math.round(performance.now() - started)} ms (acquireTimeoutMs is 5000): ${first.reason.name}`,
+  );
   const attempts = connects;
   await sleep(100);
   console.log(`   ${attempts} connection attempts for 20 requests; ${connects - attempts} more in the next 100 ms`);
@@ -66,11 +68,13 @@ async function main(): Promise<void> {
 
   databaseUp = true;
   console.log('\n2) the database is back; a request times out while waiting for a busy pool');
-  const holders = Array.from({ length: 4 }, () => withScope(async () => {
-    await using conn = await pool.acquire();
-    await sleep(100); // four slow requests hold every connection
-    return conn.value.id;
-  }));
+  const holders = Array.from({ length: 4 }, () =>
+    withScope(async () => {
+      await using conn = await pool.acquire();
+      await sleep(100); // four slow requests hold every connection
+      return conn.value.id;
+    }),
+  );
   const impatient = await withScope(async () => (await pool.acquire()).value.id, { name: 'GET /fast', timeout: 20 }).catch(
     (error: Error) => `${error.name}: ${error.message}`,
   );
@@ -89,7 +93,9 @@ async function main(): Promise<void> {
   );
   await withScope(async () => {
     await using conn = await pool.acquire();
-    console.log(`   connection ${leaked} leaked in a transaction; the next request got connection ${conn.value.id}, in a transaction: ${conn.value.inTransaction}`);
+    console.log(
+      `   connection ${leaked} leaked in a transaction; the next request got connection ${conn.value.id}, in a transaction: ${conn.value.inTransaction}`,
+    );
   });
   await pool.close();
   console.log(`   pool closed: ${JSON.stringify(pool.stats())}`);

@@ -49,7 +49,7 @@ export class Chain<T extends Linked> {
 
   /** Every node, oldest first. Safe against removal of the node being visited. */
   *[Symbol.iterator](): Generator<T> {
-    for (let node = this.head; node !== undefined; ) {
+    for (let node = this.head; node !== undefined;) {
       const next = node.newer as T | undefined;
       yield node;
       node = next;

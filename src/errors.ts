@@ -202,9 +202,7 @@ const releaseErrorsOf = new WeakMap<object, unknown[]>();
  * Returns them, oldest first, or an empty list.
  */
 export function getReleaseErrors(error: unknown): readonly unknown[] {
-  return (typeof error === 'object' && error !== null) || typeof error === 'function'
-    ? (releaseErrorsOf.get(error) ?? [])
-    : [];
+  return (typeof error === 'object' && error !== null) || typeof error === 'function' ? (releaseErrorsOf.get(error) ?? []) : [];
 }
 
 /** @internal */

@@ -64,7 +64,9 @@ const exported = genericPool as unknown as { Pool: PoolConstructor; Deque: unkno
 
 /** A generic-pool Pool whose idle resources are judged by `evictor`. */
 export function createGenericPool<T>(factory: GenericFactory<T>, options: GenericOptions, evictor: new () => Evictor<T>): GenericPool<T> {
-  const pool = new exported.Pool<T>(evictor, exported.Deque, exported.PriorityQueue, factory, options) as GenericPool<T> & { _evict(): void };
+  const pool = new exported.Pool<T>(evictor, exported.Deque, exported.PriorityQueue, factory, options) as GenericPool<T> & {
+    _evict(): void;
+  };
   pool.evictNow = () => pool._evict();
   return pool;
 }

@@ -9,7 +9,15 @@ export { Lease, type TrackOptions } from './lease.js';
 export { createPool, Pool, type PoolStats, type PoolDestroyReason } from './pool.js';
 export type { PoolFactory, PoolOptions, AcquireOptions, PoolCloseOptions } from './pool-options.js';
 export { configure, getConfig, resetConfig, type Config, type Settings, type LeakPolicy, type SiteCapture } from './config.js';
-export { inspect, type Snapshot, type ScopeSnapshot, type SiteSnapshot, type PoolSnapshot, type AdapterSnapshot, type InspectOptions } from './inspect.js';
+export {
+  inspect,
+  type Snapshot,
+  type ScopeSnapshot,
+  type SiteSnapshot,
+  type PoolSnapshot,
+  type AdapterSnapshot,
+  type InspectOptions,
+} from './inspect.js';
 export {
   CustodianError,
   LeakError,

@@ -177,18 +177,19 @@ export class LeaseState<T = unknown> implements WatchedLease {
 
 /** What a collected lease's `destroy` is told: why the resource goes. */
 function collectedReason(resource: LeakedResource): Error {
-  const error = new Error(`${resourceName(resource)} acquired at ${siteText(resource.site)} was destroyed: its lease was garbage-collected unreleased`);
+  const error = new Error(
+    `${resourceName(resource)} acquired at ${siteText(resource.site)} was destroyed: its lease was garbage-collected unreleased`,
+  );
   error.name = 'LeaseCollectedError';
   return error;
 }
 
 function warnAsyncReleaseFailure(resource: LeakedResource, when: string, error: unknown): void {
-  process.emitWarning(
-    `releasing ${resourceName(resource)} acquired at ${siteText(resource.site)} ${when} failed: ${errorText(error)}`,
-    { type: 'ResourceReleaseWarning', code: 'CUSTODIAN_RELEASE_FAILED' },
-  );
+  process.emitWarning(`releasing ${resourceName(resource)} acquired at ${siteText(resource.site)} ${when} failed: ${errorText(error)}`, {
+    type: 'ResourceReleaseWarning',
+    code: 'CUSTODIAN_RELEASE_FAILED',
+  });
 }
-
 
 /** What a report says of `lease`: kind, label, site, how long it has been held, its pool. */
 export let describeLease: (lease: Lease<unknown>) => LeakedResource;
@@ -324,9 +325,12 @@ export function createLease<T>(
   if (destroy !== undefined && typeof destroy !== 'function') {
     throw new TypeError(`${where}: option 'destroy' must be a function, got ${describe(destroy)}`);
   }
-  if (kind !== undefined && typeof kind !== 'string') throw new TypeError(`${where}: option 'kind' must be a string, got ${describe(kind)}`);
-  if (label !== undefined && typeof label !== 'string') throw new TypeError(`${where}: option 'label' must be a string, got ${describe(label)}`);
-  if (boundary !== undefined && typeof boundary !== 'function') throw new TypeError(`${where}: option 'boundary' must be a function, got ${describe(boundary)}`);
+  if (kind !== undefined && typeof kind !== 'string')
+    throw new TypeError(`${where}: option 'kind' must be a string, got ${describe(kind)}`);
+  if (label !== undefined && typeof label !== 'string')
+    throw new TypeError(`${where}: option 'label' must be a string, got ${describe(label)}`);
+  if (boundary !== undefined && typeof boundary !== 'function')
+    throw new TypeError(`${where}: option 'boundary' must be a function, got ${describe(boundary)}`);
   return openLease(new LeaseState<T>(value, release, destroy, kind ?? 'resource', label, raw, performance.now(), owner));
 }
 

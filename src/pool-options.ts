@@ -125,7 +125,8 @@ export function resolvePoolOptions(factory: unknown, options: PoolOptions | unde
   const proto: unknown = Object.getPrototypeOf(f);
   if (proto === Object.prototype || proto === null) {
     for (const key of Object.keys(f)) {
-      if (!(key in factoryRules)) throw new TypeError(`createPool(): unknown factory key '${key}'; a factory has create, destroy, validate and reset`);
+      if (!(key in factoryRules))
+        throw new TypeError(`createPool(): unknown factory key '${key}'; a factory has create, destroy, validate and reset`);
     }
   }
   validateOptions('createPool()', options, optionRules);

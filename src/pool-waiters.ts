@@ -97,7 +97,8 @@ export class WaitQueue<L> {
     this.length++;
     if (waiter.deadline !== Infinity) {
       // Timers run in the root context: not in the context of whichever request armed them.
-      if (waiter.ownTimeout) waiter.timer = runInRoot(() => setTimeout(() => this.owner.expire(waiter), Math.max(1, waiter.deadline - waiter.t0)));
+      if (waiter.ownTimeout)
+        waiter.timer = runInRoot(() => setTimeout(() => this.owner.expire(waiter), Math.max(1, waiter.deadline - waiter.t0)));
       else this.#arm(waiter.deadline);
     }
     if (waiter.signal !== undefined) waiter.signal.addEventListener('abort', waiter, { once: true });
@@ -150,7 +151,7 @@ export class WaitQueue<L> {
     this.#timer = undefined;
     this.#timerDue = Infinity;
     const now = performance.now();
-    for (let waiter = this.head; waiter !== undefined; ) {
+    for (let waiter = this.head; waiter !== undefined;) {
       const after = waiter.after;
       if (!waiter.ownTimeout && waiter.deadline !== Infinity) {
         // Shared-timer waiters queued in deadline order: the first one not due ends the pass.

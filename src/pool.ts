@@ -69,14 +69,7 @@ export interface PoolStats {
 
 /** Why a pool destroyed a resource, as the `custodian:pool:destroy` event says. */
 export type PoolDestroyReason =
-  | 'destroyed'
-  | 'evicted'
-  | 'max-uses'
-  | 'max-lifetime'
-  | 'idle'
-  | 'validate-failed'
-  | 'reset-failed'
-  | 'closed';
+  'destroyed' | 'evicted' | 'max-uses' | 'max-lifetime' | 'idle' | 'validate-failed' | 'reset-failed' | 'closed';
 
 const acquireChannel = channel(channels.poolAcquire);
 const releaseChannel = channel(channels.poolRelease);
@@ -534,7 +527,13 @@ export class Pool<T> implements AsyncDisposable {
       return;
     }
     if (!isPromiseLike(result)) verdict(result);
-    else this.#bounded(result, 'validate', (ok) => verdict(ok), () => verdict(false));
+    else
+      this.#bounded(
+        result,
+        'validate',
+        (ok) => verdict(ok),
+        () => verdict(false),
+      );
   }
 
   /**
@@ -543,7 +542,14 @@ export class Pool<T> implements AsyncDisposable {
    * for good. The resource is then destroyed, which usually ends the hung call too.
    */
   #bounded(pending: PromiseLike<unknown>, hook: string, ok: (value: unknown) => void, fail: (error: unknown) => void): Promise<void> {
-    return within(pending, this.#o.acquireTimeoutMs, () => new Error(`pool "${this.name}": ${hook} did not finish within ${this.#o.acquireTimeoutMs} ms (acquireTimeoutMs); the ${this.#o.kind} was destroyed`)).then(ok, fail);
+    return within(
+      pending,
+      this.#o.acquireTimeoutMs,
+      () =>
+        new Error(
+          `pool "${this.name}": ${hook} did not finish within ${this.#o.acquireTimeoutMs} ms (acquireTimeoutMs); the ${this.#o.kind} was destroyed`,
+        ),
+    ).then(ok, fail);
   }
 
   /** Gives `slot` to the oldest waiter, as a lease of the waiter's scope; with no waiter, back to the idle set. */
@@ -592,7 +598,12 @@ export class Pool<T> implements AsyncDisposable {
     }
     const validate = this.#factory.validate;
     const now = validate === undefined && slot.expiresAt === Infinity ? t0 : performance.now();
-    if (slot.failure === undefined && !slot.evicted && slot.expiresAt > now && (validate === undefined || now - slot.idleSince < this.#o.validateAfterIdleMs)) {
+    if (
+      slot.failure === undefined &&
+      !slot.evicted &&
+      slot.expiresAt > now &&
+      (validate === undefined || now - slot.idleSince < this.#o.validateAfterIdleMs)
+    ) {
       return this.#lend(slot, scope, raw, t0, now);
     }
     return new Promise<Lease<T>>((resolve, reject) => {
@@ -605,7 +616,8 @@ export class Pool<T> implements AsyncDisposable {
 
   /** Why an acquire by `scope`'s task must fail now, if it must: the pool closed, or the task ended. */
   #refusal(scope: Scope | undefined): unknown {
-    if (this.#state !== OPEN) return new PoolClosedError(`pool.acquire(): pool "${this.name}" is closed; it hands out nothing more`, this.name);
+    if (this.#state !== OPEN)
+      return new PoolClosedError(`pool.acquire(): pool "${this.name}" is closed; it hands out nothing more`, this.name);
     if (scope === undefined) return undefined;
     if (scope.state !== 'open') {
       return new ScopeClosedError(
@@ -724,7 +736,7 @@ export class Pool<T> implements AsyncDisposable {
     this.#heldBackUntil = Math.max(this.#heldBackUntil, waitedThrough);
     const hopeless = this.#borrowed === 0 && this.#requested === 0 && this.#validating === 0 && this.#idle() === 0;
     if (hopeless) {
-      for (let w = this.#queue.head; w !== undefined && w.seq <= waitedThrough; ) {
+      for (let w = this.#queue.head; w !== undefined && w.seq <= waitedThrough;) {
         const after = w.after;
         if (this.#queue.remove(w)) {
           w.reject(
@@ -789,7 +801,8 @@ export class Pool<T> implements AsyncDisposable {
   /** A returned slot is reusable: to the oldest waiter, else to the idle set. */
   #recycle(slot: Slot<T>): void {
     this.#borrowed--;
-    if (slot.evicted) this.#retire(slot, 'evicted'); // evicted during its reset
+    if (slot.evicted)
+      this.#retire(slot, 'evicted'); // evicted during its reset
     else if (this.#state !== OPEN || this.#queue.length === 0) this.#putBack(slot);
     else this.#handOut(slot, performance.now());
     this.#release(); // a resource came back: waiters a failure held back may be served or try again
@@ -940,7 +953,13 @@ export class Pool<T> implements AsyncDisposable {
     if (this.#heldTimer !== undefined) clearInterval(this.#heldTimer);
     this.#heldTimer = undefined;
     // clear() waits for creates under way, then destroys the idle resources and waits for that.
-    if (!(await within(this.#gp.clear().then(() => true), timeoutMs, () => false).catch(() => false))) {
+    if (
+      !(await within(
+        this.#gp.clear().then(() => true),
+        timeoutMs,
+        () => false,
+      ).catch(() => false))
+    ) {
       process.emitWarning(
         `pool "${this.name}": close() stopped waiting after ${timeoutMs} ms for a create or destroy that has not finished; a server that stopped answering? The resource may stay open`,
         { type: 'ResourceReleaseWarning', code: 'CUSTODIAN_POOL_CLOSE_HUNG' },
@@ -990,7 +1009,11 @@ export class Pool<T> implements AsyncDisposable {
     for (const state of held) {
       if (state.state !== HELD) continue;
       try {
-        const result = state.finish(true, reason, `was destroyed when pool "${this.name}" closed (close() timed out after ${timeoutMs} ms)`);
+        const result = state.finish(
+          true,
+          reason,
+          `was destroyed when pool "${this.name}" closed (close() timed out after ${timeoutMs} ms)`,
+        );
         if (isPromiseLike(result)) result.then(noop, noop);
       } catch {
         // the destroy event already carries the error

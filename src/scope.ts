@@ -289,7 +289,10 @@ export class Scope implements AsyncDisposable {
       );
     }
     const kind = (value as object).constructor?.name || 'disposable';
-    this.#add(new Finalizer(dispose as (this: unknown) => unknown, value, undefined, kind, undefined, typeof asyncDispose !== 'function'), 'use');
+    this.#add(
+      new Finalizer(dispose as (this: unknown) => unknown, value, undefined, kind, undefined, typeof asyncDispose !== 'function'),
+      'use',
+    );
     return value;
   }
 
@@ -320,7 +323,8 @@ export class Scope implements AsyncDisposable {
   /** @internal `track`, with the site captured above `boundary` (the public function the user called). */
   trackAt<T>(where: string, value: T, options: TrackOptions<T>, boundary: (...args: never[]) => unknown): Lease<T> {
     if (this.#state !== OPEN) {
-      if (typeof options?.release === 'function') releaseNow(() => options.release(value), resourceName({ kind: options.kind ?? 'resource', label: options.label }));
+      if (typeof options?.release === 'function')
+        releaseNow(() => options.release(value), resourceName({ kind: options.kind ?? 'resource', label: options.label }));
       throw this.#closedError(`track ${options?.kind ?? 'a resource'} in`);
     }
     return createLease(where, value, options, this, captureSite(boundaryOf(options, boundary)));
@@ -354,7 +358,8 @@ export class Scope implements AsyncDisposable {
       return;
     }
     for (const scope of subtree(this, (s) => s === this || s.#state === OPEN)) {
-      if (scope.waiters?.tail !== undefined) scope.#endWaits(reason ?? (scope === this ? this.#closedReason() : scope.#abortReason ?? scope.#closedReason()));
+      if (scope.waiters?.tail !== undefined)
+        scope.#endWaits(reason ?? (scope === this ? this.#closedReason() : (scope.#abortReason ?? scope.#closedReason())));
     }
   }
 
@@ -512,7 +517,8 @@ export class Scope implements AsyncDisposable {
     if (this.#state !== OPEN) {
       // Called again while a synchronous close is still on the stack (from one of its releases):
       // "done" would be a lie, so hand out a promise that #finish settles.
-      if (this.#closing === undefined && this.#state === CLOSING) this.#closing = new Promise<void>((resolve) => (this.#onClosed = resolve));
+      if (this.#closing === undefined && this.#state === CLOSING)
+        this.#closing = new Promise<void>((resolve) => (this.#onClosed = resolve));
       return this.#closing;
     }
     this.#state = CLOSING;
@@ -554,7 +560,9 @@ export class Scope implements AsyncDisposable {
       if (child !== undefined && child.#state === OPEN) {
         if (!child.#aborted) {
           const parent = node;
-          child.cancel(withoutStack(() => new ScopeClosedError(`${scopeTitle(parent)} closed while its child ${scopeTitle(child)} was still open`)));
+          child.cancel(
+            withoutStack(() => new ScopeClosedError(`${scopeTitle(parent)} closed while its child ${scopeTitle(child)} was still open`)),
+          );
         }
         if (child.#state === OPEN) node = child; // down: close its children first
         continue; // cancelling may have closed it (a cancellable task answers at once)
@@ -614,7 +622,11 @@ export class Scope implements AsyncDisposable {
     if (entry.isLease) {
       const lease = entry as LeaseState;
       (this.#leaked ??= []).push(lease.describe(performance.now()));
-      const result = lease.finish(this.#destroyHeld, this.#abortReason, `was reclaimed when ${scopeTitle(this)} closed: the lease outlived its task`);
+      const result = lease.finish(
+        this.#destroyHeld,
+        this.#abortReason,
+        `was reclaimed when ${scopeTitle(this)} closed: the lease outlived its task`,
+      );
       // A holder calling lease.release() now must wait for this release, not get a resolved promise.
       // Its failure is the scope's to report, so the holder's promise never rejects.
       if (isPromiseLike(result)) lease.done = Promise.resolve(result).then(noop, noop);
@@ -698,7 +710,12 @@ export class Scope implements AsyncDisposable {
     if (info !== undefined && this.reportedStale) {
       const ageMs = performance.now() - this.t0;
       deliver(
-        { type: 'stale-scope-closed', scope: info, ageMs, message: `${reportTitle(info)}, reported stale earlier, closed after ${Math.round(ageMs)} ms` },
+        {
+          type: 'stale-scope-closed',
+          scope: info,
+          ageMs,
+          message: `${reportTitle(info)}, reported stale earlier, closed after ${Math.round(ageMs)} ms`,
+        },
         this.leakPolicy(),
       );
     }
@@ -780,7 +797,7 @@ function subtree(root: Scope, take: (scope: Scope) => boolean): Scope[] {
     let next = node.tail as Scope | undefined;
     while (next !== undefined && !take(next)) next = next.prev as Scope | undefined;
     while (next === undefined && node !== root) {
-      for (next = node.prev as Scope | undefined; next !== undefined && !take(next); ) next = next.prev as Scope | undefined;
+      for (next = node.prev as Scope | undefined; next !== undefined && !take(next);) next = next.prev as Scope | undefined;
       if (next === undefined) node = node.parent as Scope;
     }
     if (next === undefined) return out;

@@ -50,7 +50,8 @@ const url: unknown = import.meta.url;
 const self = typeof url === 'string' && url.startsWith('file:') ? fileURLToPath(url) : '';
 const layout = /^(.*?)[\\/](?:dist[\\/])?src[\\/](?:[\w-]+[\\/])?sites\.[cm]?[jt]s$/.exec(self);
 const packageRoot = layout === null ? undefined : (layout[1] as string) + sep;
-const libraryDirs = packageRoot === undefined ? [] : ['src', 'adapters', `dist${sep}src`, `dist${sep}adapters`].map((d) => packageRoot + d + sep);
+const libraryDirs =
+  packageRoot === undefined ? [] : ['src', 'adapters', `dist${sep}src`, `dist${sep}adapters`].map((d) => packageRoot + d + sep);
 
 /** True when custodian runs from inside an app's bundle rather than from its own files. */
 export const bundled = packageRoot === undefined;

@@ -17,16 +17,13 @@ export const rules = {
     typeof value === 'number' && Number.isInteger(value) && value > 0 && value <= 2 ** 31 - 1
       ? undefined
       : 'a whole number of milliseconds from 1 to 2147483647',
-  count: (value: unknown) =>
-    typeof value === 'number' && Number.isInteger(value) && value >= 0 ? undefined : 'a whole number from 0',
+  count: (value: unknown) => (typeof value === 'number' && Number.isInteger(value) && value >= 0 ? undefined : 'a whole number from 0'),
   positiveInt: (value: unknown) =>
     typeof value === 'number' && Number.isInteger(value) && value > 0 ? undefined : 'a whole number above 0',
-  fraction: (value: unknown) =>
-    typeof value === 'number' && value >= 0 && value <= 1 ? undefined : 'a number from 0 to 1',
+  fraction: (value: unknown) => (typeof value === 'number' && value >= 0 && value <= 1 ? undefined : 'a number from 0 to 1'),
   string: (value: unknown) => (typeof value === 'string' ? undefined : 'a string'),
   function: (value: unknown) => (typeof value === 'function' ? undefined : 'a function'),
-  signal: (value: unknown) =>
-    value instanceof AbortSignal ? undefined : 'an AbortSignal (for example controller.signal)',
+  signal: (value: unknown) => (value instanceof AbortSignal ? undefined : 'an AbortSignal (for example controller.signal)'),
   oneOf:
     (...allowed: readonly string[]): Rule =>
     (value: unknown) =>

@@ -157,14 +157,17 @@ describe('errors: the body\u2019s error stays primary', () => {
     const releasedSecond = new Error('released second');
     const { warnings, stop } = collectWarnings();
     const error = await rejectionOf(
-      withScope(async (scope) => {
-        scope.defer(() => {
-          throw releasedSecond;
-        });
-        scope.defer(() => Promise.reject(releasedFirst));
-        await sleep(1);
-        throw bodyError;
-      }, { name: 'failing task' }),
+      withScope(
+        async (scope) => {
+          scope.defer(() => {
+            throw releasedSecond;
+          });
+          scope.defer(() => Promise.reject(releasedFirst));
+          await sleep(1);
+          throw bodyError;
+        },
+        { name: 'failing task' },
+      ),
     );
     await flush();
     stop();
@@ -347,11 +350,14 @@ describe('timeout', () => {
   it('clears its timer when the scope closes (no pending Timeout left, the run is fast)', async () => {
     const before = activeTimeouts();
     const started = performance.now();
-    await withScope(async () => {
-      expect(activeTimeouts()).toBe(before + 1);
-      await Promise.resolve();
-      return 1;
-    }, { timeout: 60_000 });
+    await withScope(
+      async () => {
+        expect(activeTimeouts()).toBe(before + 1);
+        await Promise.resolve();
+        return 1;
+      },
+      { timeout: 60_000 },
+    );
     await withScope(() => 2, { timeout: 60_000 });
     await rejectionOf(withScope(async () => Promise.reject(new Error('x')), { timeout: 60_000 }));
     expect(activeTimeouts()).toBe(before);

@@ -127,7 +127,12 @@ describe('error classes carry a stable name and code', () => {
   it('ScopeTimeoutError', () => {
     const error = new ScopeTimeoutError('too slow', 250);
     expect(error).toBeInstanceOf(Error);
-    expect([error.name, error.code, error.timeoutMs, error.message]).toEqual(['TimeoutError', 'ERR_CUSTODIAN_SCOPE_TIMEOUT', 250, 'too slow']);
+    expect([error.name, error.code, error.timeoutMs, error.message]).toEqual([
+      'TimeoutError',
+      'ERR_CUSTODIAN_SCOPE_TIMEOUT',
+      250,
+      'too slow',
+    ]);
   });
 
   it('LeakError, thrown by a leaking scope\u2019s close under the throw policy, with its report', async () => {

@@ -34,8 +34,12 @@ describe('npm run demo:pool', () => {
     expect(stdout).toContain('4 connection attempts for 20 requests; 0 more in the next 100 ms');
     expect(stdout).toContain('cause: connect ECONNREFUSED 127.0.0.1:3306');
     expect(stdout).toMatch(/the impatient request: TimeoutError: scope "GET \/fast" \(#\d+\) timed out after 20 ms/);
-    expect(stdout).toContain('after the slow ones finished: {"size":4,"available":4,"borrowed":0,"pending":0,"destroying":0,"min":0,"max":4}');
+    expect(stdout).toContain(
+      'after the slow ones finished: {"size":4,"available":4,"borrowed":0,"pending":0,"destroying":0,"min":0,"max":4}',
+    );
     expect(stdout).toMatch(/connection (\d+) leaked in a transaction; the next request got connection \1, in a transaction: false/);
-    expect(stderr).toMatch(/ResourceLeakWarning: scope "POST \/orders" \(#\d+\) closed with 1 unreleased resource \(reclaimed\)\n {2}mysql connection \(mysql\) {2}x1 {2}acquired at examples\/pool\.ts:\d+:\d+/);
+    expect(stderr).toMatch(
+      /ResourceLeakWarning: scope "POST \/orders" \(#\d+\) closed with 1 unreleased resource \(reclaimed\)\n {2}mysql connection \(mysql\) {2}x1 {2}acquired at examples\/pool\.ts:\d+:\d+/,
+    );
   });
 });

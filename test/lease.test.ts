@@ -255,9 +255,12 @@ describe('value', () => {
   it('says when the lease outlived its task: it was reclaimed by its scope, not released by the code', async () => {
     allowLeaks();
     let kept: Lease<string> | undefined;
-    await withScope((scope) => {
-      kept = scope.track('conn', { release: () => {}, kind: 'test connection' }); // site:escaped
-    }, { name: 'GET /escape', leaks: 'reclaim' });
+    await withScope(
+      (scope) => {
+        kept = scope.track('conn', { release: () => {}, kind: 'test connection' }); // site:escaped
+      },
+      { name: 'GET /escape', leaks: 'reclaim' },
+    );
     const error = thrownBy(() => kept?.value);
     expect(error).toBeInstanceOf(LeaseReleasedError);
     expect((error as Error).message).toMatch(

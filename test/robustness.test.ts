@@ -67,7 +67,11 @@ describe('values thrown that are not Errors (a null-prototype object has no Stri
 
   it('never lets an onLeak hook that throws one reach the task', async () => {
     allowLeaks(); // the hook needs a leak
-    configure({ onLeak: () => { throw weird(); } });
+    configure({
+      onLeak: () => {
+        throw weird();
+      },
+    });
     const warnings = collectWarnings();
     const result = await withScope(() => {
       track('conn', { release: () => {} });
@@ -96,27 +100,36 @@ describe('closing a scope from outside while its task runs is a cancellation', (
     const { reports, stop } = collectReports();
     const log: string[] = [];
     let handle: Scope | undefined;
-    const task = withScope(async (scope) => {
-      handle = scope;
-      scope.track('conn', { release: () => void log.push('released'), destroy: () => void log.push('destroyed'), kind: 'conn' });
-      await sleep(30);
-      return 'finished';
-    }, { name: 'job' });
+    const task = withScope(
+      async (scope) => {
+        handle = scope;
+        scope.track('conn', { release: () => void log.push('released'), destroy: () => void log.push('destroyed'), kind: 'conn' });
+        await sleep(30);
+        return 'finished';
+      },
+      { name: 'job' },
+    );
     await sleep(5);
     await handle?.close();
     expect(log).toEqual(['destroyed']);
     const outcome = await task.catch((error: unknown) => error);
     stop();
-    expect(outcome).toMatchObject({ code: 'ERR_CUSTODIAN_SCOPE_CLOSED', message: 'scope "job" (#' + String(handle?.id) + ') was closed while its task was still running' });
+    expect(outcome).toMatchObject({
+      code: 'ERR_CUSTODIAN_SCOPE_CLOSED',
+      message: 'scope "job" (#' + String(handle?.id) + ') was closed while its task was still running',
+    });
     expect(reports.map((r) => (r.type === 'unreleased' ? r.cancelled : r.type))).toEqual([true]);
   });
 
   it('answers a task that never settles at once when its scope can be cancelled', async () => {
     let handle: Scope | undefined;
-    const task = withScope(async (scope) => {
-      handle = scope;
-      await never();
-    }, { timeout: 60_000 });
+    const task = withScope(
+      async (scope) => {
+        handle = scope;
+        await never();
+      },
+      { timeout: 60_000 },
+    );
     await sleep(1);
     await handle?.close();
     const outcome = await Promise.race([task.catch((error: unknown) => error), sleep(200).then(() => 'no answer')]);
@@ -142,15 +155,18 @@ describe('closing a scope from outside while its task runs is a cancellation', (
   it('does not answer before a release still running when a cleanup cancels the closing scope', async () => {
     const log: string[] = [];
     let handle: Scope | undefined;
-    const task = withScope(async (scope) => {
-      handle = scope;
-      scope.adopt('conn', async () => {
-        await sleep(30);
-        log.push('conn released');
-      });
-      scope.defer(() => scope.cancel(new Error('shutdown')));
-      await never();
-    }, { timeout: 60_000 });
+    const task = withScope(
+      async (scope) => {
+        handle = scope;
+        scope.adopt('conn', async () => {
+          await sleep(30);
+          log.push('conn released');
+        });
+        scope.defer(() => scope.cancel(new Error('shutdown')));
+        await never();
+      },
+      { timeout: 60_000 },
+    );
     await null;
     void handle?.close();
     await task.catch(() => log.push('task answered'));
@@ -162,13 +178,19 @@ describe('a cancelled task is cleaned up in its own context', () => {
   it("runs its releases in its parent's scope, not in the scope of whoever aborted its signal", async () => {
     const stop = new AbortController();
     let releasedIn: string | undefined = 'not run';
-    const b = withScope(async (scope) => {
-      scope.track('conn', { release: () => {}, destroy: () => void (releasedIn = currentScope()?.name) });
-      await never();
-    }, { name: 'request B', signal: stop.signal }).catch(() => undefined);
-    await withScope(async () => {
-      stop.abort(new Error('shutdown requested by request A'));
-    }, { name: 'request A' });
+    const b = withScope(
+      async (scope) => {
+        scope.track('conn', { release: () => {}, destroy: () => void (releasedIn = currentScope()?.name) });
+        await never();
+      },
+      { name: 'request B', signal: stop.signal },
+    ).catch(() => undefined);
+    await withScope(
+      async () => {
+        stop.abort(new Error('shutdown requested by request A'));
+      },
+      { name: 'request A' },
+    );
     await b;
     expect(releasedIn).toBeUndefined(); // B is a root scope: no scope, and certainly not A
   });
@@ -176,7 +198,11 @@ describe('a cancelled task is cleaned up in its own context', () => {
 
 describe('thenables', () => {
   it('closes a cancellable scope whose body returns a thenable whose then() throws', async () => {
-    const broken = { then() { throw new Error('broken thenable'); } };
+    const broken = {
+      then() {
+        throw new Error('broken thenable');
+      },
+    };
     const before = inspect().scopes.open;
     const outcome = await withScope(() => broken, { timeout: 60_000 }).catch((error: unknown) => (error as Error).message);
     expect(outcome).toBe('broken thenable');
@@ -215,4 +241,3 @@ describe('growth suspects', () => {
     expect(inspect().suspects).toEqual([]);
   });
 });
-

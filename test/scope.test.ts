@@ -1,15 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { allowLeaks } from '../adapters/vitest/index.js';
+import { configure, flattenSuppressed, openScope, ScopeClosedError, withScope, type LeakReport, type Scope } from '../src/index.js';
 import {
-  configure,
-  flattenSuppressed,
-  openScope,
-  ScopeClosedError,
-  withScope,
-  type LeakReport,
-  type Scope,
-} from '../src/index.js';
-import { collectReports, collectWarnings, flush, openScopeCount, sleep, useCleanCustodian, thrownBy, never, gate, rejectionOf } from './helpers.js';
+  collectReports,
+  collectWarnings,
+  flush,
+  openScopeCount,
+  sleep,
+  useCleanCustodian,
+  thrownBy,
+  never,
+  gate,
+  rejectionOf,
+} from './helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
 

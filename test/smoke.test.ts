@@ -10,9 +10,12 @@ describe('smoke', () => {
     allowLeaks();
     const { reports, stop } = collectReports();
     const released: string[] = [];
-    await withScope(async () => {
-      track('conn', { release: (v) => void released.push(v), kind: 'test connection' });
-    }, { name: 'smoke' });
+    await withScope(
+      async () => {
+        track('conn', { release: (v) => void released.push(v), kind: 'test connection' });
+      },
+      { name: 'smoke' },
+    );
     stop();
     expect(released).toEqual(['conn']);
     expect(reports).toHaveLength(1);

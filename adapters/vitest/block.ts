@@ -23,7 +23,11 @@ export async function expectNoLeaks<R>(fn: () => R, options?: LeakCheckOptions):
 }
 
 /** @internal Runs `fn` as a block and checks it; `fn`'s error propagates (and what it left is not checked). */
-export async function runChecked<R>(where: string, fn: () => R, options: LeakCheckOptions | undefined): Promise<{ result: Awaited<R>; check: CheckResult }> {
+export async function runChecked<R>(
+  where: string,
+  fn: () => R,
+  options: LeakCheckOptions | undefined,
+): Promise<{ result: Awaited<R>; check: CheckResult }> {
   if (typeof fn !== 'function') throw new TypeError(`${where}: fn must be a function, got ${typeof fn}`);
   const extra = checkOptions(where, options);
   enableTestMode();

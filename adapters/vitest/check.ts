@@ -32,7 +32,6 @@ export class LeakCheckError extends CustodianError {
   }
 }
 
-
 /** What a check found, and how long it waited. */
 export interface CheckResult {
   readonly leaks: readonly FoundLeak[];

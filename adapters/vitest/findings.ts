@@ -3,7 +3,15 @@
  * charged to it (leases reclaimed at a scope's close, collected, destroyed at a pool's close) and,
  * when the handle check is on, its runtime handles.
  */
-import { leasesOf, liveLeases, openScopes, type Originated, reportTitle, type WatchedLease, type WatchedScope } from '../../src/internal.js';
+import {
+  leasesOf,
+  liveLeases,
+  openScopes,
+  type Originated,
+  reportTitle,
+  type WatchedLease,
+  type WatchedScope,
+} from '../../src/internal.js';
 import { handlesOf } from './handles.js';
 import { isIgnored, type IgnoreRules } from './ignore.js';
 import { runOf, type Charge, type Run } from './runs.js';
@@ -43,7 +51,16 @@ type Owns = (subject: Originated) => Run | undefined;
 
 function leaseLeak(lease: WatchedLease, now: number, scoped: boolean, test: string | undefined): FoundLeak {
   const r = lease.describe(now);
-  return { type: 'lease', kind: r.kind, label: r.label, site: r.site, heldMs: r.heldMs, detail: scoped ? undefined : 'unscoped', test, holds: [] };
+  return {
+    type: 'lease',
+    kind: r.kind,
+    label: r.label,
+    site: r.site,
+    heldMs: r.heldMs,
+    detail: scoped ? undefined : 'unscoped',
+    test,
+    holds: [],
+  };
 }
 
 /** Open scopes and held leases that `owns` claims, outermost claimed scope first, each scope with the claimed leases under it. */
@@ -61,7 +78,16 @@ function outstanding(owns: Owns, accounted: WeakSet<object>, now: number, out: F
       // Its t0 comes from a coarse clock (src/registry.ts); the run's start bounds the age.
       const ageMs = Math.min(now - scope.t0, now - run.startedAt);
       out.push({
-        leak: { type: 'scope', kind: 'scope', label: info.name, site: info.site, heldMs: ageMs, detail: reportTitle(info), test: lateName(run), holds: leases },
+        leak: {
+          type: 'scope',
+          kind: 'scope',
+          label: info.name,
+          site: info.site,
+          heldMs: ageMs,
+          detail: reportTitle(info),
+          test: lateName(run),
+          holds: leases,
+        },
         pending: true,
       });
       holds = leases;
@@ -132,7 +158,9 @@ export function findLeftovers(run: Run, accounted: WeakSet<object>, now: number,
       ? (subject) => {
           const owner = runOf(subject);
           // The file's own (hooks, callbacks of what they started), and what ended tests acquired after their check.
-          return owner !== undefined && owner.belongsTo(run) && (owner === run || owner.state === 'done') && !owner.excusedLate() ? owner : undefined;
+          return owner !== undefined && owner.belongsTo(run) && (owner === run || owner.state === 'done') && !owner.excusedLate()
+            ? owner
+            : undefined;
         }
       : (subject) => {
           const owner = runOf(subject);
@@ -148,9 +176,22 @@ export function findLeftovers(run: Run, accounted: WeakSet<object>, now: number,
     const leak = reclaimedLeak(charge);
     if (leak !== undefined) found.push({ leak, pending: false });
   }
-  if (handles) for (const handle of handlesOf(run, now)) {
-    found.push({ leak: { type: 'handle', kind: handle.kind, label: undefined, site: handle.site, heldMs: handle.heldMs, detail: handle.via, test: undefined, holds: [] }, pending: true });
-  }
+  if (handles)
+    for (const handle of handlesOf(run, now)) {
+      found.push({
+        leak: {
+          type: 'handle',
+          kind: handle.kind,
+          label: undefined,
+          site: handle.site,
+          heldMs: handle.heldMs,
+          detail: handle.via,
+          test: undefined,
+          holds: [],
+        },
+        pending: true,
+      });
+    }
   return found;
 }
 

@@ -130,7 +130,12 @@ export function handlesOf(run: Run, at: number): LiveHandle[] {
     }
     const site = formatSite(handle.raw);
     const repeating = handle.kind === 'timer' && (resource as { _repeat?: unknown })._repeat != null;
-    found.push({ kind: repeating ? 'interval' : handle.kind, site, via: site === undefined ? libraryFrame(handle.raw) : undefined, heldMs: at - handle.t0 });
+    found.push({
+      kind: repeating ? 'interval' : handle.kind,
+      site,
+      via: site === undefined ? libraryFrame(handle.raw) : undefined,
+      heldMs: at - handle.t0,
+    });
   }
   return found;
 }

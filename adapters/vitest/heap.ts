@@ -51,7 +51,8 @@ export class HeapGrowthError extends CustodianError {
 const optionRules = {
   iterations: rules.positiveInt,
   warmup: rules.count,
-  maxBytesPerIteration: (value: unknown) => (typeof value === 'number' && value >= 0 && Number.isFinite(value) ? undefined : 'a number of bytes, 0 or more'),
+  maxBytesPerIteration: (value: unknown) =>
+    typeof value === 'number' && value >= 0 && Number.isFinite(value) ? undefined : 'a number of bytes, 0 or more',
   samples: (value: unknown) => (typeof value === 'number' && Number.isInteger(value) && value >= 4 ? undefined : 'a whole number from 4'),
 };
 
@@ -98,7 +99,8 @@ export async function expectNoHeapGrowth(fn: () => unknown, options: HeapGrowthO
   validateOptions('expectNoHeapGrowth()', options, optionRules);
   const iterations = options.iterations ?? 2000;
   const count = options.samples ?? 8;
-  if (iterations < count - 1) throw new TypeError(`expectNoHeapGrowth(): option 'iterations' must be at least samples - 1 (${count - 1}), got ${iterations}`);
+  if (iterations < count - 1)
+    throw new TypeError(`expectNoHeapGrowth(): option 'iterations' must be at least samples - 1 (${count - 1}), got ${iterations}`);
   const max = options.maxBytesPerIteration ?? 64;
   await call(fn, options.warmup ?? Math.ceil(iterations / 10));
   const before = outstandingBySite();
@@ -124,8 +126,13 @@ export async function expectNoHeapGrowth(fn: () => unknown, options: HeapGrowthO
     [
       `The heap grew by ${Math.round(bytesPerIteration)} B per call over ${iterations} calls (after GC: ${mb(first)} at the start, ${mb(last)} at the end); the limit is ${max} B per call.`,
       ...(growingSites.length > 0
-        ? ['Leases still held, by acquisition site, that grew during the calls:', ...growingSites.slice(0, 5).map((s) => `  +${s.growth}  ${s.kind}  ${s.site ?? '(site not recorded)'}`)]
-        : ['No lease custodian knows of grew: look for a cache, listener or array the function adds to (a heap snapshot before and after shows what).']),
+        ? [
+            'Leases still held, by acquisition site, that grew during the calls:',
+            ...growingSites.slice(0, 5).map((s) => `  +${s.growth}  ${s.kind}  ${s.site ?? '(site not recorded)'}`),
+          ]
+        : [
+            'No lease custodian knows of grew: look for a cache, listener or array the function adds to (a heap snapshot before and after shows what).',
+          ]),
       'Something each call creates stays reachable. If it is a cache that is meant to fill, raise `warmup` past the point where it is full.',
     ].join('\n'),
     growth,

@@ -46,7 +46,10 @@ export function checkRules(where: string, rules: unknown): IgnoreRules {
   if (kinds !== undefined && !(Array.isArray(kinds) && kinds.every(isKind))) {
     throw new TypeError(`${where}: option 'kinds' must be an array of non-empty strings, got ${describeList(kinds, isKind)}`);
   }
-  return { sites: sites === undefined ? undefined : [...(sites as (string | RegExp)[])], kinds: kinds === undefined ? undefined : [...(kinds as string[])] };
+  return {
+    sites: sites === undefined ? undefined : [...(sites as (string | RegExp)[])],
+    kinds: kinds === undefined ? undefined : [...(kinds as string[])],
+  };
 }
 
 function describeList(value: unknown, fits: (item: unknown) => boolean): string {

@@ -19,7 +19,9 @@ interface MatcherResult {
 export const leakMatchers = {
   async toLeakResources(this: MatcherContext, received: unknown, options?: LeakCheckOptions): Promise<MatcherResult> {
     if (typeof received !== 'function') {
-      throw new TypeError(`toLeakResources(): expect() must be given the function to run, got ${received === null ? 'null' : typeof received}`);
+      throw new TypeError(
+        `toLeakResources(): expect() must be given the function to run, got ${received === null ? 'null' : typeof received}`,
+      );
     }
     const { check } = await runChecked('toLeakResources()', received as () => unknown, options);
     const pass = check.leaks.length > 0;
@@ -27,7 +29,10 @@ export const leakMatchers = {
       pass,
       message: () =>
         pass
-          ? [`expected the function to leave nothing behind, but it left ${check.leaks.length} (waited ${Math.round(check.waitedMs)} ms):`, ...leakLines(check.leaks)].join('\n')
+          ? [
+              `expected the function to leave nothing behind, but it left ${check.leaks.length} (waited ${Math.round(check.waitedMs)} ms):`,
+              ...leakLines(check.leaks),
+            ].join('\n')
           : `expected the function to leave resources behind, but everything it acquired was released (waited ${Math.round(check.waitedMs)} ms)`,
     };
   },

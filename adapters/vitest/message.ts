@@ -38,7 +38,14 @@ function grouped(leaks: readonly FoundLeak[]): Group[] {
       solo.push({ first: leak, count: 1, heldMs: leak.heldMs });
       continue;
     }
-    const key = [leak.type, leak.kind, leak.label, leak.site, leak.test, leak.type === 'reclaimed' ? leak.detail?.replace(/#\d+/g, '') : leak.detail].join('\0');
+    const key = [
+      leak.type,
+      leak.kind,
+      leak.label,
+      leak.site,
+      leak.test,
+      leak.type === 'reclaimed' ? leak.detail?.replace(/#\d+/g, '') : leak.detail,
+    ].join('\0');
     const group = groups.get(key);
     if (group === undefined) groups.set(key, { first: leak, count: 1, heldMs: leak.heldMs });
     else {
@@ -52,11 +59,20 @@ function grouped(leaks: readonly FoundLeak[]): Group[] {
 function rows(leaks: readonly FoundLeak[], indent: string): string[][] {
   const out: string[][] = [];
   for (const { first: leak, count, heldMs } of grouped(leaks)) {
-    const notes = [leak.detail !== undefined && leak.type !== 'scope' ? leak.detail : undefined, leak.test === undefined ? undefined : `acquired by test "${leak.test}"`];
+    const notes = [
+      leak.detail !== undefined && leak.type !== 'scope' ? leak.detail : undefined,
+      leak.test === undefined ? undefined : `acquired by test "${leak.test}"`,
+    ];
     if (leak.holds.length > 0) notes.push(`holding ${plural(leak.holds.length, 'lease')}:`);
     const times = count > 1 ? `${count}× ` : '';
     const longest = count > 1 ? `up to ${held({ ...leak, heldMs })}` : held(leak);
-    out.push([`${indent}${times}${leak.type}`, what(leak), leak.site ?? unknownSite(), longest, notes.filter((n) => n !== undefined).join('; ')]);
+    out.push([
+      `${indent}${times}${leak.type}`,
+      what(leak),
+      leak.site ?? unknownSite(),
+      longest,
+      notes.filter((n) => n !== undefined).join('; '),
+    ]);
     out.push(...rows(leak.holds, `${indent}  `));
   }
   return out;
@@ -67,7 +83,12 @@ export function leakLines(leaks: readonly FoundLeak[]): string[] {
   const table = rows(leaks, '  ');
   const shown = table.slice(0, MAX_LINES);
   const widths = [0, 1, 2, 3].map((i) => Math.max(...shown.map((row) => (row[i] ?? '').length)));
-  const lines = shown.map((row) => row.map((cell, i) => (i < 4 ? cell.padEnd(widths[i] ?? 0) : cell)).join('  ').trimEnd());
+  const lines = shown.map((row) =>
+    row
+      .map((cell, i) => (i < 4 ? cell.padEnd(widths[i] ?? 0) : cell))
+      .join('  ')
+      .trimEnd(),
+  );
   if (table.length > MAX_LINES) lines.push(`  ... and ${table.length - MAX_LINES} more lines (error.leaks has them all)`);
   return lines;
 }
@@ -85,7 +106,8 @@ const HEADLINES: Record<Culprit, string> = {
 export function leakMessage(culprit: Culprit, leaks: readonly FoundLeak[], waitedMs: number): string {
   const total = leaks.length;
   const firstSite = leaks.find((l) => l.site !== undefined)?.site;
-  const ignoreHint = firstSite === undefined ? "ignoreLeaks({ kinds: ['<kind>'] })" : `ignoreLeaks({ sites: ['${firstSite.replace(/:\d+$/, '')}'] })`;
+  const ignoreHint =
+    firstSite === undefined ? "ignoreLeaks({ kinds: ['<kind>'] })" : `ignoreLeaks({ sites: ['${firstSite.replace(/:\d+$/, '')}'] })`;
   return [
     `${HEADLINES[culprit]} ${plural(total, 'resource')} behind${waitedMs >= 1 ? ` (custodian waited ${Math.round(waitedMs)} ms for ${total === 1 ? 'it' : 'them'} to be released)` : ''}:`,
     ...leakLines(leaks),

@@ -24,7 +24,8 @@ export interface LeakCheckOptions {
 export const checkOptionRules = {
   waitMs: rules.ms,
   handles: (value: unknown) => (typeof value === 'boolean' ? undefined : 'true or false'),
-  ignore: (value: unknown) => (typeof value === 'object' && value !== null && !Array.isArray(value) ? undefined : 'an object like { sites: [...], kinds: [...] }'),
+  ignore: (value: unknown) =>
+    typeof value === 'object' && value !== null && !Array.isArray(value) ? undefined : 'an object like { sites: [...], kinds: [...] }',
 };
 
 export const settings = {
@@ -57,7 +58,10 @@ export function checkOptions(where: string, options: LeakCheckOptions | undefine
  * configureLeakCheck({ waitMs: 200, handles: true });
  */
 export function configureLeakCheck(options: LeakCheckOptions): void {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`configureLeakCheck(): options must be an object like { waitMs: 200 }, got ${options === null ? 'null' : typeof options}`);
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError(
+      `configureLeakCheck(): options must be an object like { waitMs: 200 }, got ${options === null ? 'null' : typeof options}`,
+    );
   const ignore = checkOptions('configureLeakCheck()', options);
   if (options.waitMs !== undefined) settings.waitMs = options.waitMs;
   if (options.handles !== undefined && options.handles !== settings.handles) {
@@ -102,7 +106,9 @@ export function ignoreCurrent(): void {
 export function allowLeaks(rules?: IgnoreRules): void {
   const run = currentRun();
   if (run === undefined || run.kind === 'file') {
-    throw new Error('allowLeaks() must be called inside a test, its beforeEach/afterEach, or expectNoLeaks(): outside them there is no test to opt out. Use ignoreLeaks() for the whole suite.');
+    throw new Error(
+      'allowLeaks() must be called inside a test, its beforeEach/afterEach, or expectNoLeaks(): outside them there is no test to opt out. Use ignoreLeaks() for the whole suite.',
+    );
   }
   if (rules === undefined) run.allowed = true;
   else run.ignore.push(checkRules('allowLeaks()', rules));
@@ -117,4 +123,3 @@ export function rulesFor(run: Run, extra: IgnoreRules | undefined): IgnoreRules[
   if (extra !== undefined) all.push(extra);
   return all;
 }
-

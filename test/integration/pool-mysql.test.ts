@@ -80,7 +80,11 @@ const mysql: PoolDriver<Connection> = {
     const command = conn.query('SELECT SLEEP(10)');
     command.catch(() => {}); // awaited by the suite; it must not count as unhandled meanwhile
     const running = await settle(
-      () => scalar(adminConn(), 'SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE ?', [conn.threadId, '%SLEEP(10)%']),
+      () =>
+        scalar(adminConn(), 'SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE ?', [
+          conn.threadId,
+          '%SLEEP(10)%',
+        ]),
       (n) => Number(n) === 1,
     );
     expect(Number(running)).toBe(1);

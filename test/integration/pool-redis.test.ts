@@ -32,7 +32,12 @@ const clientList = async (): Promise<{ id: number; name: string; db: number; fla
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line) => {
-      const fields = new Map(line.trim().split(' ').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+      const fields = new Map(
+        line
+          .trim()
+          .split(' ')
+          .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+      );
       return {
         id: Number(fields.get('id')),
         name: fields.get('name') ?? '',

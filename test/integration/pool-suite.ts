@@ -183,7 +183,11 @@ export function describePoolAgainst<C>(driver: PoolDriver<C>): void {
   const onServer = async (t: Tracked<C>, ids?: readonly number[]) => (await driver.listed(t.tag)).filter((id) => ids?.includes(id) ?? true);
 
   /** Waits for the server to let go of the connections of `t` (of `ids`, when given); returns those it still lists. */
-  const goneFromServer = (t: Tracked<C>, ids?: readonly number[]) => settle(() => onServer(t, ids), (left) => left.length === 0);
+  const goneFromServer = (t: Tracked<C>, ids?: readonly number[]) =>
+    settle(
+      () => onServer(t, ids),
+      (left) => left.length === 0,
+    );
 
   describeWithServer(server, driver.title, () => {
     beforeAll(async () => {
@@ -272,7 +276,8 @@ export function describePoolAgainst<C>(driver: PoolDriver<C>): void {
         stop();
       }
       outcomes.forEach((outcome, i) => {
-        if (i % 3 === 1) expect(outcome).toMatchObject({ status: 'rejected', reason: { message: `task ${i} failed after its ${words.command}` } });
+        if (i % 3 === 1)
+          expect(outcome).toMatchObject({ status: 'rejected', reason: { message: `task ${i} failed after its ${words.command}` } });
         else expect(outcome).toEqual({ status: 'fulfilled', value: i });
       });
       const leakSite = siteOf('many-leak', 'acquire');
@@ -322,7 +327,12 @@ export function describePoolAgainst<C>(driver: PoolDriver<C>): void {
         await using lease = await pool.acquire();
         return seen(lease.value);
       });
-      expect(await settle(async () => pool.stats().pending, (n) => n === 1)).toBe(1);
+      expect(
+        await settle(
+          async () => pool.stats().pending,
+          (n) => n === 1,
+        ),
+      ).toBe(1);
       letGo.open();
       const written = await writer;
       const read = await reader;
@@ -423,7 +433,12 @@ export function describePoolAgainst<C>(driver: PoolDriver<C>): void {
     it(`replaces a borrowed connection killed mid-${words.command} once the code calls lease.destroy(err)`, async () => {
       const t = tracked();
       const pool = newPool(t, { name: name(`mid${words.command}`), max: 2, min: 1 });
-      expect(await settle(async () => pool.stats().available, (n) => n === 1)).toBe(1);
+      expect(
+        await settle(
+          async () => pool.stats().available,
+          (n) => n === 1,
+        ),
+      ).toBe(1);
       const destroys = collectDestroys(pool.name);
       try {
         const victim = await withScope(async () => {
@@ -441,7 +456,10 @@ export function describePoolAgainst<C>(driver: PoolDriver<C>): void {
         expect(pool.stats().borrowed).toBe(0);
 
         // min: 1, so the pool makes a replacement by itself.
-        const stats = await settle(async () => pool.stats(), (s) => s.available === 1);
+        const stats = await settle(
+          async () => pool.stats(),
+          (s) => s.available === 1,
+        );
         expect(stats).toMatchObject({ size: 1, available: 1, borrowed: 0, pending: 0 });
         expect(t.ids).toHaveLength(2);
         const next = await withScope(async () => {
@@ -475,7 +493,12 @@ export function describePoolAgainst<C>(driver: PoolDriver<C>): void {
         return driver.connectionId(lease.value);
       });
       expect(next).not.toBe(keptId); // a new connection, not the one the first user still holds
-      expect(await settle(async () => t.destroyed, (ids) => ids.includes(keptId))).toEqual([keptId]);
+      expect(
+        await settle(
+          async () => t.destroyed,
+          (ids) => ids.includes(keptId),
+        ),
+      ).toEqual([keptId]);
       expect(await goneFromServer(t, [keptId])).toEqual([]);
       await expect(driver.roundTrip.run(kept)).rejects.toBeInstanceOf(Error); // its user learns it is gone
       await pool.close();

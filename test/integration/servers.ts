@@ -31,7 +31,8 @@ export interface ServerStatus {
 const START_MARIADB = `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd && mariadb -h ${MYSQL.host} -u ${MYSQL.user} -e 'create database if not exists ${MYSQL.database}'`;
 const START_REDIS = `redis-server --daemonize yes --bind ${REDIS.host} --port ${REDIS.port} --save "" --appendonly no`;
 
-const errorText = (error: unknown) => (error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error));
+const errorText = (error: unknown) =>
+  error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error);
 
 function status(name: string, address: string, start: string, error: unknown): ServerStatus {
   if (error === undefined) return { name, address, up: true, message: '' };
@@ -184,7 +185,6 @@ export async function closedPort(): Promise<number> {
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
 }
-
 
 /** Records the `custodian:pool:destroy` events of one pool until `stop()`. */
 export function collectDestroys(poolName: string): { events: Record<string, unknown>[]; stop: () => void } {

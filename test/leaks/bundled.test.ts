@@ -39,7 +39,9 @@ async function bundle(format: Format): Promise<string> {
     logLevel: 'silent',
     alias: { custodian: resolve('src/index.ts') },
     // generic-pool is CommonJS: an ES module bundle needs a require for its Node built-ins.
-    ...(format === 'esm' ? { banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" } } : {}),
+    ...(format === 'esm'
+      ? { banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" } }
+      : {}),
   });
   return out;
 }

@@ -6,7 +6,16 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, currentScope, openScope, track, type LeakReport } from '../../src/index.js';
-import { allowLeaksInEveryTest, collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn, collectGarbage } from '../helpers.js';
+import {
+  allowLeaksInEveryTest,
+  collectReports,
+  collectWarnings,
+  flush,
+  sleep,
+  useCleanCustodian,
+  sitesIn,
+  collectGarbage,
+} from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
 allowLeaksInEveryTest();
@@ -35,7 +44,12 @@ describe('an unscoped lease whose handle is garbage-collected unreleased is repo
     expect(given).toEqual([{ id: 7 }]);
     expect(reports.map((r) => r.type)).toEqual(['collected']);
     const report = reports[0] as Extract<LeakReport, { type: 'collected' }>;
-    expect(report.resource).toEqual({ kind: 'pooled connection', label: 'main', site: siteOf('dropped', 'track'), heldMs: expect.any(Number) });
+    expect(report.resource).toEqual({
+      kind: 'pooled connection',
+      label: 'main',
+      site: siteOf('dropped', 'track'),
+      heldMs: expect.any(Number),
+    });
     expect(report.message.split('\n')).toEqual([
       `pooled connection (main) acquired at ${siteOf('dropped', 'track')} was garbage-collected without being released, after ${Math.round(report.resource.heldMs)} ms; custodian destroyed it`,
       '  Its lease handle was dropped, but its value may still be in use, so it was not handed to anyone else. Keep the lease and release it (`await using lease = ...` or lease.release() in finally), or acquire it inside a scope so that the scope gives it back.',
@@ -46,9 +60,12 @@ describe('an unscoped lease whose handle is garbage-collected unreleased is repo
     const released: Connection[] = [];
     const destroyed: { value: Connection; reason: unknown }[] = [];
     const kept: Connection = { id: 9 }; // the code still uses the value; only the lease was dropped
-    (() => {
-      track(kept, { release: (c) => void released.push(c), destroy: (value, reason) => void destroyed.push({ value, reason }), kind: 'connection' }); // site:kept
-    })();
+    const options = {
+      release: (c: Connection) => void released.push(c),
+      destroy: (value: Connection, reason: unknown) => void destroyed.push({ value, reason }),
+      kind: 'connection',
+    };
+    (() => void track(kept, options))(); // site:kept
     await collectGarbage(() => destroyed.length > 0);
     expect(released).toEqual([]);
     expect(destroyed).toHaveLength(1);
@@ -109,7 +126,9 @@ describe('a lease held by an open scope is not collected, even if the code dropp
     await scope.close();
     stop();
     expect(given).toEqual([{ id: 3 }]);
-    expect(reports).toMatchObject([{ type: 'unreleased', scope: { name: 'holder' }, resources: [{ kind: 'pooled connection', site: siteOf('dropped', 'track') }] }]);
+    expect(reports).toMatchObject([
+      { type: 'unreleased', scope: { name: 'holder' }, resources: [{ kind: 'pooled connection', site: siteOf('dropped', 'track') }] },
+    ]);
   });
 });
 

@@ -61,7 +61,14 @@ describe('scopes.open counts every open scope, nested ones included', () => {
     const snapshot = inspect();
     expect(snapshot.scopes.open).toBe(3);
     const byName = new Map(snapshot.scopes.oldest.map((s) => [s.name, s]));
-    expect(byName.get('root')).toMatchObject({ id: root.id, parentId: undefined, state: 'open', site: siteOf('root', 'openScope'), leases: 0, stale: false });
+    expect(byName.get('root')).toMatchObject({
+      id: root.id,
+      parentId: undefined,
+      state: 'open',
+      site: siteOf('root', 'openScope'),
+      leases: 0,
+      stale: false,
+    });
     expect(byName.get('child')).toMatchObject({ id: child.id, parentId: root.id, leases: 0 });
     expect(byName.get('grandchild')).toMatchObject({ id: grandchild.id, parentId: child.id, leases: 2 });
     for (const lease of leases) await lease.release();
@@ -184,7 +191,9 @@ describe('leases.bySite groups outstanding leases by kind and site, with counts 
     configure({ sites: 'off' });
     const a = acquire('db');
     const b = track(1, { release: noop, kind: 'db' });
-    expect(inspect().leases.bySite.map(({ oldestMs: _, ...rest }) => rest)).toEqual([{ kind: 'db', site: undefined, count: 2, unscoped: 2 }]);
+    expect(inspect().leases.bySite.map(({ oldestMs: _, ...rest }) => rest)).toEqual([
+      { kind: 'db', site: undefined, count: 2, unscoped: 2 },
+    ]);
     await a.release();
     await b.release();
   });

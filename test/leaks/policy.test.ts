@@ -29,11 +29,14 @@ beforeEach(flush);
 function leakyTask(options: { name?: string; leaks?: LeakPolicy } = {}, kind = 'db connection') {
   const released: string[] = [];
   let scopeId = -1;
-  const done = withScope((scope) => {
-    scopeId = scope.id;
-    track(`${kind} value`, { release: (v) => void released.push(v), kind });
-    return 'result';
-  }, { name: options.name ?? 'task', ...(options.leaks === undefined ? {} : { leaks: options.leaks }) });
+  const done = withScope(
+    (scope) => {
+      scopeId = scope.id;
+      track(`${kind} value`, { release: (v) => void released.push(v), kind });
+      return 'result';
+    },
+    { name: options.name ?? 'task', ...(options.leaks === undefined ? {} : { leaks: options.leaks }) },
+  );
   return { released, done, scopeId: () => scopeId };
 }
 
@@ -68,7 +71,9 @@ describe('warn (the default) reclaims and emits a ResourceLeakWarning', () => {
     expect(warning?.code).toBe('CUSTODIAN_UNRELEASED');
     expect(warning?.message).toBe(headline);
     expect(warning?.detail).toBe(rest.join('\n'));
-    expect(warning?.detail?.split('\n')[0]).toMatch(/^ {2}db connection {2}x1 {2}acquired at test\/leaks\/policy\.test\.ts:\d+:\d+ {2}held \d+ ms$/);
+    expect(warning?.detail?.split('\n')[0]).toMatch(
+      /^ {2}db connection {2}x1 {2}acquired at test\/leaks\/policy\.test\.ts:\d+:\d+ {2}held \d+ ms$/,
+    );
   });
 
   it('also publishes the report on the custodian:leak channel and calls onLeak', async () => {
@@ -121,11 +126,14 @@ describe('reclaim gives the resources back without a warning, but still reports 
   it('is inherited by child scopes', async () => {
     const { warnings, stop } = collectWarnings();
     const { reports, stop: stopReports } = collectReports();
-    await withScope(async () => {
-      await withScope(async () => {
-        await leakyTask({ name: 'grandchild' }).done;
-      });
-    }, { leaks: 'reclaim' });
+    await withScope(
+      async () => {
+        await withScope(async () => {
+          await leakyTask({ name: 'grandchild' }).done;
+        });
+      },
+      { leaks: 'reclaim' },
+    );
     await flush();
     stop();
     stopReports();
@@ -135,9 +143,12 @@ describe('reclaim gives the resources back without a warning, but still reports 
 
   it('can be overridden again by a child scope', async () => {
     const { warnings, stop } = collectWarnings();
-    await withScope(async () => {
-      await leakyTask({ leaks: 'warn' }).done;
-    }, { leaks: 'reclaim' });
+    await withScope(
+      async () => {
+        await leakyTask({ leaks: 'warn' }).done;
+      },
+      { leaks: 'reclaim' },
+    );
     await flush();
     stop();
     expect(leakWarnings(warnings).map((w) => (w as Error & { code?: string }).code)).toEqual(['CUSTODIAN_UNRELEASED']);
@@ -182,19 +193,25 @@ describe('throw reclaims and makes the scope close reject with a LeakError', () 
 
   it('resolves normally when nothing leaked', async () => {
     await expect(
-      withScope(async () => {
-        const lease = track('c', { release: () => {} });
-        await lease.release();
-        return 42;
-      }, { leaks: 'throw' }),
+      withScope(
+        async () => {
+          const lease = track('c', { release: () => {} });
+          await lease.release();
+          return 42;
+        },
+        { leaks: 'throw' },
+      ),
     ).resolves.toBe(42);
   });
 
   it('is inherited by child scopes', async () => {
     let inner: unknown;
-    await withScope(async () => {
-      inner = await leakyTask({ name: 'child' }).done.catch((e: unknown) => e);
-    }, { leaks: 'throw' });
+    await withScope(
+      async () => {
+        inner = await leakyTask({ name: 'child' }).done.catch((e: unknown) => e);
+      },
+      { leaks: 'throw' },
+    );
     expect(inner).toMatchObject({ name: 'LeakError', report: { scope: { name: 'child' } } });
   });
 
@@ -203,11 +220,14 @@ describe('throw reclaims and makes the scope close reject with a LeakError', () 
     const released: string[] = [];
     const bodyError = new Error('handler failed');
     let scopeId = -1;
-    const error = await withScope((scope) => {
-      scopeId = scope.id;
-      track('c', { release: (v) => void released.push(v), kind: 'db connection' });
-      throw bodyError;
-    }, { leaks: 'throw', name: 'failing' }).catch((e: unknown) => e);
+    const error = await withScope(
+      (scope) => {
+        scopeId = scope.id;
+        track('c', { release: (v) => void released.push(v), kind: 'db connection' });
+        throw bodyError;
+      },
+      { leaks: 'throw', name: 'failing' },
+    ).catch((e: unknown) => e);
     await flush();
     stop();
     expect(error).toBe(bodyError);
@@ -230,30 +250,43 @@ describe('throw reclaims and makes the scope close reject with a LeakError', () 
   it('counts every error the close raised in the ResourceReleaseWarning ("N more errors")', async () => {
     const { warnings, stop } = collectWarnings();
     let scopeId = -1;
-    const error = await withScope((scope) => {
-      scopeId = scope.id;
-      scope.defer(() => {
-        throw new Error('first cleanup failed');
-      });
-      track('c', { release: () => {}, kind: 'db connection' });
-      throw new Error('handler failed');
-    }, { leaks: 'throw' }).catch((e: unknown) => e);
+    const error = await withScope(
+      (scope) => {
+        scopeId = scope.id;
+        scope.defer(() => {
+          throw new Error('first cleanup failed');
+        });
+        track('c', { release: () => {}, kind: 'db connection' });
+        throw new Error('handler failed');
+      },
+      { leaks: 'throw' },
+    ).catch((e: unknown) => e);
     await flush();
     stop();
     expect(getReleaseErrors(error).map((e) => (e as Error).name)).toEqual(['Error', 'LeakError']);
     expect(warnings.map((w) => [w.code, w.message])).toEqual([
-      ['CUSTODIAN_RELEASE_FAILED', expect.stringMatching(new RegExp(`^scope #${scopeId} \\(opened at test/leaks/policy\\.test\\.ts:\\d+:\\d+\\) failed, and closing it raised 2 more errors$`))],
+      [
+        'CUSTODIAN_RELEASE_FAILED',
+        expect.stringMatching(
+          new RegExp(
+            `^scope #${scopeId} \\(opened at test/leaks/policy\\.test\\.ts:\\d+:\\d+\\) failed, and closing it raised 2 more errors$`,
+          ),
+        ),
+      ],
     ]);
     expect(warnings[0]?.detail?.split('\n')[0]).toBe('  Error: first cleanup failed');
   });
 
   it("keeps an async body's rejection primary too", async () => {
     const bodyError = new Error('async handler failed');
-    const error = await withScope(async () => {
-      track('c', { release: () => {} });
-      await sleep(1);
-      throw bodyError;
-    }, { leaks: 'throw' }).catch((e: unknown) => e);
+    const error = await withScope(
+      async () => {
+        track('c', { release: () => {} });
+        await sleep(1);
+        throw bodyError;
+      },
+      { leaks: 'throw' },
+    ).catch((e: unknown) => e);
     expect(error).toBe(bodyError);
     expect(getReleaseErrors(error).map((e) => (e as Error).name)).toEqual(['LeakError']);
   });
@@ -320,9 +353,13 @@ describe('a release-timeout report follows the leak policy too', () => {
     await flush();
     stop();
     stopReports();
-    expect(reports).toMatchObject([{ type: 'release-timeout', scope: { id, name: 'hung' }, timeoutMs: 20, resource: { kind: 'deferred cleanup' } }]);
+    expect(reports).toMatchObject([
+      { type: 'release-timeout', scope: { id, name: 'hung' }, timeoutMs: 20, resource: { kind: 'deferred cleanup' } },
+    ]);
     expect(reports[0]?.message.split('\n')[0]).toBe(HUNG_MESSAGE(id));
-    expect(warnings.map((w) => [w.name, w.code, w.message])).toEqual([['ResourceLeakWarning', 'CUSTODIAN_RELEASE_TIMEOUT', HUNG_MESSAGE(id)]]);
+    expect(warnings.map((w) => [w.name, w.code, w.message])).toEqual([
+      ['ResourceLeakWarning', 'CUSTODIAN_RELEASE_TIMEOUT', HUNG_MESSAGE(id)],
+    ]);
   });
 
   it('emits no warning for a scope opened with leaks: "reclaim", but still reports to the channel', async () => {

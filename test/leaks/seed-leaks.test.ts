@@ -43,12 +43,15 @@ describe('seed leak (a): a resource stashed per task in module-level state and n
   const perRequest = new Map<number, { redis: Lease<number> }>();
 
   async function handleRequest(requestId: number): Promise<string> {
-    return withScope(async () => {
-      const redis = track(pool.acquire(), { release: (c) => pool.release(c), kind: 'redis connection' }); // site:stash
-      perRequest.set(requestId, { redis });
-      await new Promise<void>((resolve) => setImmediate(resolve)); // the handler does some async work
-      return `user ${requestId}`;
-    }, { name: 'GET /users/:id' });
+    return withScope(
+      async () => {
+        const redis = track(pool.acquire(), { release: (c) => pool.release(c), kind: 'redis connection' }); // site:stash
+        perRequest.set(requestId, { redis });
+        await new Promise<void>((resolve) => setImmediate(resolve)); // the handler does some async work
+        return `user ${requestId}`;
+      },
+      { name: 'GET /users/:id' },
+    );
   }
 
   it('reclaims all 100 connections (the pool ends with 0 outstanding) and reports each with the acquiring line', async () => {
@@ -72,7 +75,9 @@ describe('seed leak (a): a resource stashed per task in module-level state and n
       if (report.type !== 'unreleased') continue;
       expect(report.scope.name).toBe('GET /users/:id');
       expect(report.resources.map((r) => [r.kind, r.site])).toEqual([['redis connection', site]]);
-      expect(report.message.split('\n')[1]).toMatch(new RegExp(`^  redis connection  x1  acquired at ${site.replace(/\./g, '\\.')}  held \\d+ ms$`));
+      expect(report.message.split('\n')[1]).toMatch(
+        new RegExp(`^  redis connection  x1  acquired at ${site.replace(/\./g, '\\.')}  held \\d+ ms$`),
+      );
     }
     expect(new Set(reports.map((r) => (r as Extract<LeakReport, { type: 'unreleased' }>).scope.id)).size).toBe(100);
     expect(inspect().leases.outstanding).toBe(0);

@@ -8,7 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configure, createPool, currentScope, openScope, track, withScope, type Lease, type LeakReport, type TrackOptions } from '../../src/index.js';
+import {
+  configure,
+  createPool,
+  currentScope,
+  openScope,
+  track,
+  withScope,
+  type Lease,
+  type LeakReport,
+  type TrackOptions,
+} from '../../src/index.js';
 import { allowLeaksInEveryTest, collectReports, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
@@ -68,9 +78,8 @@ describe('with sites "always", leases and scopes point at the line in the test f
 
   it('puts the same site in the leak report, for the lease and the scope', async () => {
     const { reports, stop } = collectReports();
-    await withScope(() => { // site:report-scope
-      track(1, { release: noop, kind: 'socket' }); // site:report-lease
-    });
+    const task = () => void track(1, { release: noop, kind: 'socket' }); // site:report-lease
+    await withScope(task); // site:report-scope
     stop();
     expect(reports).toMatchObject([
       { type: 'unreleased', scope: { site: siteOf('report-scope', 'withScope') }, resources: [{ site: siteOf('report-lease', 'track') }] },
@@ -297,7 +306,9 @@ describe('with sites "sampled", a sampleRate share of acquisitions is recorded',
   });
 
   it('rejects a sampleRate outside 0..1', () => {
-    expect(() => configure({ sampleRate: 1.5 })).toThrow(new TypeError("configure(): option 'sampleRate' must be a number from 0 to 1, got 1.5"));
+    expect(() => configure({ sampleRate: 1.5 })).toThrow(
+      new TypeError("configure(): option 'sampleRate' must be a number from 0 to 1, got 1.5"),
+    );
   });
 });
 

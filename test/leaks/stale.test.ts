@@ -168,7 +168,9 @@ describe('a scope open longer than staleScopeMs is reported as stale', () => {
     expect(mine).toHaveLength(1);
     expect(mine[0]?.name).toBe('ResourceLeakWarning');
     expect(mine[0]?.message).toMatch(
-      new RegExp(`^scope "warned" \\(#${scope.id}\\) has been open for at least \\d+ ms \\(staleScopeMs is 50\\); opened at ${escape(siteOf('warned', 'openScope'))}; it holds 0 leases:$`),
+      new RegExp(
+        `^scope "warned" \\(#${scope.id}\\) has been open for at least \\d+ ms \\(staleScopeMs is 50\\); opened at ${escape(siteOf('warned', 'openScope'))}; it holds 0 leases:$`,
+      ),
     );
     configure({ leaks: 'reclaim' });
     await scope.close();
@@ -257,7 +259,7 @@ describe('a scope opened just now is never reported stale, whatever the sweep di
   });
 });
 
-describe('the stale report follows the scope\'s own leak policy', () => {
+describe("the stale report follows the scope's own leak policy", () => {
   // The stale-scope report and its stale-scope-closed follow-up use the scope's `leaks` policy
   // (inherited from its parent), else the global one.
   it('emits no warning for a scope opened with leaks: "reclaim" under a global "warn"', async () => {

@@ -33,7 +33,12 @@ describe('a lease held longer than leakThresholdMs is reported while still held'
     expect(reports.map((r) => r.type)).toEqual(['held-too-long']);
     const report = reports[0] as HeldTooLong;
     expect(report.thresholdMs).toBe(30);
-    expect(report.resource).toEqual({ kind: 'mysql connection', label: 'primary', site: siteOf('held', 'track'), heldMs: expect.any(Number) });
+    expect(report.resource).toEqual({
+      kind: 'mysql connection',
+      label: 'primary',
+      site: siteOf('held', 'track'),
+      heldMs: expect.any(Number),
+    });
     expect(report.resource.heldMs).toBeGreaterThanOrEqual(30);
     expect(report.resource.heldMs).toBeLessThan(1000);
     expect(report.message.split('\n')).toEqual([
@@ -66,7 +71,9 @@ describe('a lease held longer than leakThresholdMs is reported while still held'
     await flush();
     stop();
     expect(warnings.map((w) => [w.name, w.code])).toEqual([['ResourceLeakWarning', 'CUSTODIAN_HELD_TOO_LONG']]);
-    expect(warnings[0]?.message).toMatch(/^slow connection acquired at test\/leaks\/threshold\.test\.ts:\d+:\d+ has been held for \d+ ms \(leakThresholdMs is 30\) and is not released yet$/);
+    expect(warnings[0]?.message).toMatch(
+      /^slow connection acquired at test\/leaks\/threshold\.test\.ts:\d+:\d+ has been held for \d+ ms \(leakThresholdMs is 30\) and is not released yet$/,
+    );
   });
 });
 

@@ -3,7 +3,17 @@
  * reported with the scope, and with the line that acquired it, in the format DESIGN.md shows.
  */
 import { describe, expect, it } from 'vitest';
-import { configure, getReleaseErrors, LeaseReleasedError, openScope, track, withScope, type LeakReport, type Lease, type Scope } from '../../src/index.js';
+import {
+  configure,
+  getReleaseErrors,
+  LeaseReleasedError,
+  openScope,
+  track,
+  withScope,
+  type LeakReport,
+  type Lease,
+  type Scope,
+} from '../../src/index.js';
 import { allowLeaksInEveryTest, collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });
@@ -80,11 +90,12 @@ describe('the unreleased report names the scope and each resource with its site 
   it('has type "unreleased", the scope {id, name, site} and the resource {kind, label, site, heldMs}', async () => {
     const { reports, stop } = collectReports();
     let scopeId = -1;
-    await withScope(async (scope) => { // site:scope
+    const task = async (scope: Scope) => {
       scopeId = scope.id;
       track('c', { release: () => {}, kind: 'mysql connection', label: 'primary' }); // site:mysql
       await sleep(20);
-    }, { name: 'GET /users/:id' });
+    };
+    await withScope(task, { name: 'GET /users/:id' }); // site:scope
     stop();
     const report = onlyUnreleased(reports);
     expect(report.scope).toEqual({ id: scopeId, name: 'GET /users/:id', site: siteOf('scope', 'withScope') });
@@ -100,11 +111,14 @@ describe('the unreleased report names the scope and each resource with its site 
   it('formats the text as in DESIGN.md: headline, one aligned line per resource, advice', async () => {
     const { reports, stop } = collectReports();
     let scopeId = -1;
-    await withScope((scope) => {
-      scopeId = scope.id;
-      track('m', { release: () => {}, kind: 'mysql connection' }); // site:first
-      track('r', { release: () => {}, kind: 'redis' }); // site:second
-    }, { name: 'GET /users/:id' });
+    await withScope(
+      (scope) => {
+        scopeId = scope.id;
+        track('m', { release: () => {}, kind: 'mysql connection' }); // site:first
+        track('r', { release: () => {}, kind: 'redis' }); // site:second
+      },
+      { name: 'GET /users/:id' },
+    );
     stop();
     const report = onlyUnreleased(reports);
     expect(report.cancelled).toBe(false);
@@ -138,14 +152,17 @@ describe('the unreleased report names the scope and each resource with its site 
   it('says "1 unreleased resource" (singular) and titles an unnamed scope by where it was opened', async () => {
     const { reports, stop } = collectReports();
     let scopeId = -1;
-    await withScope((scope) => { // site:unnamed
+    const task = (scope: Scope) => {
       scopeId = scope.id;
       track('c', { release: () => {} });
-    });
+    };
+    await withScope(task); // site:unnamed
     stop();
     const report = onlyUnreleased(reports);
     expect(report.scope.name).toBeUndefined();
-    expect(report.message.split('\n')[0]).toBe(`scope #${scopeId} (opened at ${siteOf('unnamed', 'withScope')}) closed with 1 unreleased resource (reclaimed)`);
+    expect(report.message.split('\n')[0]).toBe(
+      `scope #${scopeId} (opened at ${siteOf('unnamed', 'withScope')}) closed with 1 unreleased resource (reclaimed)`,
+    );
     // kind defaults to "resource", no label
     expect(report.resources.map((r) => [r.kind, r.label])).toEqual([['resource', undefined]]);
   });
@@ -176,12 +193,18 @@ describe('the unreleased report names the scope and each resource with its site 
   it('reports a leak in a child scope against the child, not the parent', async () => {
     const { reports, stop } = collectReports();
     let childId = -1;
-    await withScope(async () => {
-      await withScope((child) => {
-        childId = child.id;
-        track('c', { release: () => {}, kind: 'socket' });
-      }, { name: 'child' });
-    }, { name: 'parent' });
+    await withScope(
+      async () => {
+        await withScope(
+          (child) => {
+            childId = child.id;
+            track('c', { release: () => {}, kind: 'socket' });
+          },
+          { name: 'child' },
+        );
+      },
+      { name: 'parent' },
+    );
     stop();
     const report = onlyUnreleased(reports);
     expect(report.scope.id).toBe(childId);
@@ -193,13 +216,16 @@ describe('leases from the same kind, label and site are grouped into one line wi
   it('prints three leases acquired on one line as one "x3" line with the longest hold', async () => {
     const { reports, stop } = collectReports();
     let scopeId = -1;
-    await withScope(async (scope) => {
-      scopeId = scope.id;
-      for (let i = 0; i < 3; i++) {
-        track(i, { release: () => {}, kind: 'redis connection' }); // site:loop
-        await sleep(5);
-      }
-    }, { name: 'batch' });
+    await withScope(
+      async (scope) => {
+        scopeId = scope.id;
+        for (let i = 0; i < 3; i++) {
+          track(i, { release: () => {}, kind: 'redis connection' }); // site:loop
+          await sleep(5);
+        }
+      },
+      { name: 'batch' },
+    );
     stop();
     const report = onlyUnreleased(reports);
     const site = siteOf('loop', 'track');
@@ -343,7 +369,9 @@ describe('a lease still held by a task that was cancelled mid-flight is destroye
     const report = onlyUnreleased(reports);
     expect(report).toMatchObject({ policy: 'throw', cancelled: true });
     const [headline, ...detail] = report.message.split('\n');
-    expect(headline).toBe(`scope "strict" (#${scopeId}) was cancelled while its task still held 1 resource; they were destroyed, not released`);
+    expect(headline).toBe(
+      `scope "strict" (#${scopeId}) was cancelled while its task still held 1 resource; they were destroyed, not released`,
+    );
     expect(warnings.map((w) => [w.name, w.code, w.message, w.detail])).toEqual([
       ['ResourceLeakWarning', 'CUSTODIAN_UNRELEASED', headline, detail.join('\n')],
     ]);
@@ -376,12 +404,15 @@ describe('a lease still held by a task that was cancelled mid-flight is destroye
     const calls: string[] = [];
     let scopeId = -1;
     const cause = new Error('cancelled by the task itself');
-    const error = await withScope(async (scope) => {
-      scopeId = scope.id;
-      track('c', { release: () => void calls.push('release'), destroy: () => void calls.push('destroy'), kind: 'conn' });
-      scope.cancel(cause);
-      await sleep(5);
-    }, { name: 'self' }).catch((e: unknown) => e);
+    const error = await withScope(
+      async (scope) => {
+        scopeId = scope.id;
+        track('c', { release: () => void calls.push('release'), destroy: () => void calls.push('destroy'), kind: 'conn' });
+        scope.cancel(cause);
+        await sleep(5);
+      },
+      { name: 'self' },
+    ).catch((e: unknown) => e);
     stop();
     expect(error).toBe(cause);
     expect(calls).toEqual(['release']);

@@ -27,16 +27,21 @@ describe('theilSen()', () => {
 
   it('recovers the slope of any exact line, with an interval that holds it', () => {
     fc.assert(
-      fc.property(fc.integer({ min: -1000, max: 1000 }), fc.integer({ min: -1e6, max: 1e6 }), fc.integer({ min: 3, max: 12 }), (slope, intercept, n) => {
-        const xs = Array.from({ length: n }, (_, i) => i * 1000);
-        const fit = theilSen(
-          xs,
-          xs.map((x) => intercept + slope * x),
-        );
-        expect(fit.slope).toBeCloseTo(slope, 6);
-        expect(fit.low).toBeLessThanOrEqual(fit.slope);
-        expect(fit.high).toBeGreaterThanOrEqual(fit.slope);
-      }),
+      fc.property(
+        fc.integer({ min: -1000, max: 1000 }),
+        fc.integer({ min: -1e6, max: 1e6 }),
+        fc.integer({ min: 3, max: 12 }),
+        (slope, intercept, n) => {
+          const xs = Array.from({ length: n }, (_, i) => i * 1000);
+          const fit = theilSen(
+            xs,
+            xs.map((x) => intercept + slope * x),
+          );
+          expect(fit.slope).toBeCloseTo(slope, 6);
+          expect(fit.low).toBeLessThanOrEqual(fit.slope);
+          expect(fit.high).toBeGreaterThanOrEqual(fit.slope);
+        },
+      ),
     );
   });
 

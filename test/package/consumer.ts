@@ -60,7 +60,12 @@ import { createPool, PoolTimeoutError, type Pool, type PoolStats } from 'custodi
 
 export async function pooled(): Promise<number> {
   const pool: Pool<Connection> = createPool(
-    { create: connect, destroy: (c) => c.end(), validate: async (c) => (await c.query('select 1')) === 1, reset: (c) => c.query('rollback') },
+    {
+      create: connect,
+      destroy: (c) => c.end(),
+      validate: async (c) => (await c.query('select 1')) === 1,
+      reset: (c) => c.query('rollback'),
+    },
     { name: 'db', max: 4, acquireTimeoutMs: 1_000 },
   );
   const stats: PoolStats = pool.stats();
@@ -105,7 +110,12 @@ export async function testMode(): Promise<number> {
   await expect(() => handler()).not.toLeakResources();
   await expect(async () => void track(1, { release: () => {} })).toLeakResources({ waitMs: 0 });
   try {
-    const growth: HeapGrowth = await expectNoHeapGrowth(() => handler(), { iterations: 1_000, warmup: 100, maxBytesPerIteration: 32, samples: 6 });
+    const growth: HeapGrowth = await expectNoHeapGrowth(() => handler(), {
+      iterations: 1_000,
+      warmup: 100,
+      maxBytesPerIteration: 32,
+      samples: 6,
+    });
     return value + growth.bytesPerIteration;
   } catch (error) {
     if (error instanceof LeakCheckError) return error.leaks.map((leak: FoundLeak) => leak.heldMs).length + error.waitedMs;

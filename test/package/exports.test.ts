@@ -73,7 +73,8 @@ describe('the published package', () => {
     );
     const docs = readFileSync(`${root}docs/api.md`, 'utf8');
     for (const name of Object.keys(api)) expect(docs, `docs/api.md documents ${name}`).toContain(name);
-    const declarations = readFileSync(`${root}dist/adapters/vitest/check.d.ts`, 'utf8') + readFileSync(`${root}dist/adapters/vitest/heap.d.ts`, 'utf8');
+    const declarations =
+      readFileSync(`${root}dist/adapters/vitest/check.d.ts`, 'utf8') + readFileSync(`${root}dist/adapters/vitest/heap.d.ts`, 'utf8');
     expect(declarations).not.toMatch(/@internal|constructor\(/);
   });
 

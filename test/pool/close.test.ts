@@ -192,7 +192,7 @@ describe('close({ timeout }) with leases still out', () => {
     expect(() => kept.value).toThrow(LeaseReleasedError);
   });
 
-  it('publishes the forced destroys with reason closed and a PoolClosedError cause, not as a holder\'s destroy', async () => {
+  it("publishes the forced destroys with reason closed and a PoolClosedError cause, not as a holder's destroy", async () => {
     allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory, { name: 'forced' });
@@ -218,7 +218,7 @@ describe('close({ timeout }) with leases still out', () => {
     expect(pool.stats()).toMatchObject({ size: 0, available: 0, borrowed: 0 });
   });
 
-  it('a lease destroyed by the close is no longer its scope\'s: the scope end neither releases it again nor reports it', async () => {
+  it("a lease destroyed by the close is no longer its scope's: the scope end neither releases it again nor reports it", async () => {
     allowLeaks();
     const fake = fakeFactory();
     const pool = newPool(fake.factory);

@@ -15,34 +15,40 @@ const refused = new Error('connect ECONNREFUSED 127.0.0.1:3306');
 
 describe('a create that always fails', () => {
   it.each([
-    ['throws synchronously', () => {
-      throw refused;
-    }],
+    [
+      'throws synchronously',
+      () => {
+        throw refused;
+      },
+    ],
     ['rejects', () => Promise.reject(refused)],
     ['rejects later', () => sleep(5).then(() => Promise.reject(refused))],
-  ])('that %s: 100 concurrent acquires all fail fast with PoolCreateError, create runs at most max times, then never again', async (_how, create) => {
-    const fake = fakeFactory(() => ({ create: create as () => Res | Promise<Res> }));
-    const pool = newPool(fake.factory, { name: 'down', max: 10, acquireTimeoutMs: 10_000 });
-    const t0 = performance.now();
-    const errors = await Promise.all(Array.from({ length: 100 }, () => rejectionOf(pool.acquire())));
-    const elapsed = performance.now() - t0;
-    expect(elapsed).toBeLessThan(1000); // far below acquireTimeoutMs (10 s): nobody waited it out
-    for (const error of errors) {
-      expect(error).toBeInstanceOf(PoolCreateError);
-      expect((error as PoolCreateError).code).toBe('ERR_CUSTODIAN_POOL_CREATE');
-      expect((error as PoolCreateError).pool).toBe('down');
-      expect((error as Error).cause).toBe(refused);
-    }
-    expect((errors[0] as Error).message).toBe(
-      'pool.acquire(): creating a pooled resource for pool "down" failed (Error: connect ECONNREFUSED 127.0.0.1:3306), and nothing else could serve this acquire: none is borrowed, none is being created or checked',
-    );
-    const calls = fake.createCalls();
-    expect(calls).toBeGreaterThanOrEqual(1);
-    expect(calls).toBeLessThanOrEqual(10); // at most one attempt per slot of max, not one per acquire
-    expect(pool.stats()).toEqual({ size: 0, available: 0, borrowed: 0, pending: 0, destroying: 0, min: 0, max: 10 });
-    await sleep(50);
-    expect(fake.createCalls()).toBe(calls); // no retry loop once everyone has been answered
-  });
+  ])(
+    'that %s: 100 concurrent acquires all fail fast with PoolCreateError, create runs at most max times, then never again',
+    async (_how, create) => {
+      const fake = fakeFactory(() => ({ create: create as () => Res | Promise<Res> }));
+      const pool = newPool(fake.factory, { name: 'down', max: 10, acquireTimeoutMs: 10_000 });
+      const t0 = performance.now();
+      const errors = await Promise.all(Array.from({ length: 100 }, () => rejectionOf(pool.acquire())));
+      const elapsed = performance.now() - t0;
+      expect(elapsed).toBeLessThan(1000); // far below acquireTimeoutMs (10 s): nobody waited it out
+      for (const error of errors) {
+        expect(error).toBeInstanceOf(PoolCreateError);
+        expect((error as PoolCreateError).code).toBe('ERR_CUSTODIAN_POOL_CREATE');
+        expect((error as PoolCreateError).pool).toBe('down');
+        expect((error as Error).cause).toBe(refused);
+      }
+      expect((errors[0] as Error).message).toBe(
+        'pool.acquire(): creating a pooled resource for pool "down" failed (Error: connect ECONNREFUSED 127.0.0.1:3306), and nothing else could serve this acquire: none is borrowed, none is being created or checked',
+      );
+      const calls = fake.createCalls();
+      expect(calls).toBeGreaterThanOrEqual(1);
+      expect(calls).toBeLessThanOrEqual(10); // at most one attempt per slot of max, not one per acquire
+      expect(pool.stats()).toEqual({ size: 0, available: 0, borrowed: 0, pending: 0, destroying: 0, min: 0, max: 10 });
+      await sleep(50);
+      expect(fake.createCalls()).toBe(calls); // no retry loop once everyone has been answered
+    },
+  );
 
   it('with min > 0: retries the refill after a backoff that grows, never in a loop; acquires fail fast meanwhile', async () => {
     const events = record<{ pool: string; error?: unknown }>('custodian:pool:create');
@@ -80,7 +86,11 @@ describe('a create that always fails', () => {
     expect(pool.stats().size).toBe(1);
     await sleep(50);
     up = true; // back 50 ms after the failed refill
-    await settle(async () => pool.stats().size, (size) => size === 2, 2_000);
+    await settle(
+      async () => pool.stats().size,
+      (size) => size === 2,
+      2_000,
+    );
     expect(pool.stats()).toMatchObject({ size: 2, available: 2 });
   });
 

@@ -165,7 +165,11 @@ describe('custodian:pool:timeout', () => {
     const error = await rejectionOf(pool.acquire({ timeout: 20 }));
     timeouts.stop();
     expect(timeouts.messages).toEqual([
-      { pool: 'ev-timeout', waitMs: (error as PoolTimeoutError).waitMs, stats: { size: 1, available: 0, borrowed: 1, pending: 1, destroying: 0, min: 0, max: 1 } },
+      {
+        pool: 'ev-timeout',
+        waitMs: (error as PoolTimeoutError).waitMs,
+        stats: { size: 1, available: 0, borrowed: 1, pending: 1, destroying: 0, min: 0, max: 1 },
+      },
     ]);
     await holder.release();
     await (await other).release();

@@ -61,7 +61,7 @@ describe('a reset that hangs', () => {
     ]);
   });
 
-  it('a release the holder started and did not await is not the scope\'s to wait for', async () => {
+  it("a release the holder started and did not await is not the scope's to wait for", async () => {
     const pool = newPool(fakeFactory(() => ({ reset: () => never() })).factory);
     const { reports, stop } = collectReports();
     let released: { readonly settled: boolean } | undefined;
@@ -78,9 +78,12 @@ describe('a reset that hangs', () => {
 
 describe('a destroy that fails', () => {
   it.each([
-    ['throws', (error: Error) => () => {
-      throw error;
-    }],
+    [
+      'throws',
+      (error: Error) => () => {
+        throw error;
+      },
+    ],
     ['rejects', (error: Error) => () => Promise.reject(error)],
   ])('that %s is published with `error`, never thrown, and the pool keeps working', async (_how, failWith) => {
     const destroys = record<Destroy>(channels.poolDestroy);
@@ -226,7 +229,7 @@ describe('a create that throws', () => {
 });
 
 describe('a validate that hangs', () => {
-  it("the acquire fails at its timeout saying creating or validating takes too long; the resource is not handed out later", async () => {
+  it('the acquire fails at its timeout saying creating or validating takes too long; the resource is not handed out later', async () => {
     let hang = false;
     const fake = fakeFactory(() => ({ validate: () => (hang ? never() : true) }));
     const pool = newPool(fake.factory, { name: 'slow-validate' });
@@ -268,7 +271,9 @@ describe('a validate or reset that hangs past acquireTimeoutMs', () => {
     destroys.stop();
     expect(fake.destroyedIds()).toEqual([1]);
     expect(destroys.messages[0]?.reason).toBe('reset-failed');
-    expect(String((destroys.messages[0]?.cause as Error).message)).toContain('pool "hung-reset": reset did not finish within 30 ms (acquireTimeoutMs)');
+    expect(String((destroys.messages[0]?.cause as Error).message)).toContain(
+      'pool "hung-reset": reset did not finish within 30 ms (acquireTimeoutMs)',
+    );
     expect(pool.stats()).toMatchObject({ borrowed: 0, size: 0 });
     const next = await pool.acquire({ timeout: 1_000 });
     expect(next.value.id).toBe(2);

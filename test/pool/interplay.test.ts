@@ -93,7 +93,11 @@ describe('create failures and min refills', () => {
     expect(await rejectionOf(pool.acquire())).toBeInstanceOf(PoolCreateError); // its own attempt, still down
     expect(performance.now() - t0).toBeLessThan(1_000);
     // The server is back: the refill's next try fills min, and an acquire gets that resource.
-    await settle(async () => pool.stats().available, (n) => n === 1, 2_000);
+    await settle(
+      async () => pool.stats().available,
+      (n) => n === 1,
+      2_000,
+    );
     const lease = await pool.acquire();
     expect(lease.value.id).toBe(1);
     await lease.release();
@@ -242,7 +246,10 @@ describe('refills that settle together', () => {
     await flush();
     const leases = [await pool.acquire(), await pool.acquire(), await pool.acquire()];
     let got: Lease<Res> | undefined;
-    const waiting = pool.acquire().then((lease) => ((got = lease), lease.value.id), (error: Error) => error.name);
+    const waiting = pool.acquire().then(
+      (lease) => ((got = lease), lease.value.id),
+      (error: Error) => error.name,
+    );
     await flush();
     for (const lease of leases) await lease.destroy();
     await flush();

@@ -25,9 +25,12 @@ async function cycle(pool: { acquire(): Promise<{ value: Res; release(): Promise
 describe('validate', () => {
   it.each([
     ['returns false', () => false],
-    ['throws', () => {
-      throw new Error('ping failed');
-    }],
+    [
+      'throws',
+      () => {
+        throw new Error('ping failed');
+      },
+    ],
     ['rejects', () => Promise.reject(new Error('ping failed'))],
     ['resolves false', () => Promise.resolve(false)],
     ['returns null (a falsy answer other than undefined)', () => null as unknown as boolean],
@@ -177,9 +180,12 @@ describe('reset', () => {
   });
 
   it.each([
-    ['throws', () => {
-      throw new Error('rollback failed');
-    }],
+    [
+      'throws',
+      () => {
+        throw new Error('rollback failed');
+      },
+    ],
     ['rejects', () => Promise.reject(new Error('rollback failed'))],
   ])('that %s destroys the resource; the release still resolves; the next acquire gets a new one', async (_how, failing) => {
     const events = record<DestroyEvent>(channels.poolDestroy);

@@ -81,7 +81,7 @@ describe('createPool rejects a bad option with a TypeError that names it, and cr
     expect(fake.createCalls()).toBe(0);
   });
 
-  it("rejects min > max, naming both, including min above the default max of 10", () => {
+  it('rejects min > max, naming both, including min above the default max of 10', () => {
     const fake = fakeFactory();
     expect(thrownBy(() => createPool(fake.factory, { min: 3, max: 2 }))).toEqual(
       new TypeError("createPool(): option 'min' (3) must not exceed option 'max' (2)"),
@@ -105,12 +105,28 @@ describe('createPool rejects a bad factory', () => {
   const destroy = () => {};
 
   it.each([
-    ['create is missing', { destroy }, "createPool(): factory.create must be a function (a pool needs create() and destroy()), got undefined"],
-    ['destroy is missing', { create }, "createPool(): factory.destroy must be a function (a pool needs create() and destroy()), got undefined"],
-    ['create is not a function', { create: 5, destroy }, 'createPool(): factory.create must be a function (a pool needs create() and destroy()), got 5'],
+    [
+      'create is missing',
+      { destroy },
+      'createPool(): factory.create must be a function (a pool needs create() and destroy()), got undefined',
+    ],
+    [
+      'destroy is missing',
+      { create },
+      'createPool(): factory.destroy must be a function (a pool needs create() and destroy()), got undefined',
+    ],
+    [
+      'create is not a function',
+      { create: 5, destroy },
+      'createPool(): factory.create must be a function (a pool needs create() and destroy()), got 5',
+    ],
     ['validate is not a function', { create, destroy, validate: true }, 'createPool(): factory.validate must be a function, got true'],
     ['reset is not a function', { create, destroy, reset: 'rollback' }, 'createPool(): factory.reset must be a function, got "rollback"'],
-    ['a key is unknown', { create, destroy, validat: () => true }, "createPool(): unknown factory key 'validat'; a factory has create, destroy, validate and reset"],
+    [
+      'a key is unknown',
+      { create, destroy, validat: () => true },
+      "createPool(): unknown factory key 'validat'; a factory has create, destroy, validate and reset",
+    ],
   ])('when %s', (_what, factory, message) => {
     const before = inspect().pools.length;
     expect(thrownBy(() => createUnchecked(factory))).toEqual(new TypeError(message));
@@ -225,7 +241,7 @@ describe('acquire() options', () => {
   it.each([
     ['timeout', { timeout: -1 }, "pool.acquire(): option 'timeout' must be a whole number of milliseconds from 0 to 2147483647, got -1"],
     ['timeout', { timeout: 1.5 }, "pool.acquire(): option 'timeout' must be a whole number of milliseconds from 0 to 2147483647, got 1.5"],
-    ['signal', { signal: 'x' }, "pool.acquire(): option 'signal' must be an AbortSignal (for example controller.signal), got \"x\""],
+    ['signal', { signal: 'x' }, 'pool.acquire(): option \'signal\' must be an AbortSignal (for example controller.signal), got "x"'],
     ['signal', { signal: {} }, "pool.acquire(): option 'signal' must be an AbortSignal (for example controller.signal), got an object"],
   ])('rejects a bad %s with a TypeError naming it, and creates nothing', async (_key, options, message) => {
     const fake = fakeFactory();

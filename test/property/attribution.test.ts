@@ -118,7 +118,9 @@ describe('expectNoLeaks() attribution under concurrency', () => {
       fc.asyncProperty(fc.scheduler(), programsArb, async (s, programs) => {
         const ledgers: Ledger[] = programs.map(() => ({ held: [], open: [], expected: [] }));
         try {
-          const reported = await s.waitFor(Promise.all(programs.map((steps, block) => runBlock(s, block, steps, ledgers[block] as Ledger))));
+          const reported = await s.waitFor(
+            Promise.all(programs.map((steps, block) => runBlock(s, block, steps, ledgers[block] as Ledger))),
+          );
           reported.forEach((leaks, block) => {
             expect(leaks.sort(), `block ${block}`).toEqual((ledgers[block] as Ledger).expected.sort());
           });

@@ -45,7 +45,10 @@ function planArb(depth: number): fc.Arbitrary<Plan> {
     { weight: 1, arbitrary: fc.record({ t: fc.constant('release' as const), target: fc.nat(5) }) },
   ];
   if (depth < 3) {
-    steps.push({ weight: 1, arbitrary: fc.record({ t: fc.constant('child' as const), plan: planArb(depth + 1), alongside: fc.boolean() }) });
+    steps.push({
+      weight: 1,
+      arbitrary: fc.record({ t: fc.constant('child' as const), plan: planArb(depth + 1), alongside: fc.boolean() }),
+    });
   }
   return fc.record({ steps: fc.array(fc.oneof(...steps), { minLength: 2, maxLength: 8 }) });
 }

@@ -101,7 +101,8 @@ export interface PoolProgram {
 const latencyArb: fc.Arbitrary<Latency> = fc.constantFrom<Latency>('sync', 'micro', 'sched', 'sched');
 
 /** A call spec that fails about once in `oneIn` (and shrinks towards not failing). */
-const callArb = (oneIn: number): fc.Arbitrary<CallSpec> => fc.record({ latency: latencyArb, fail: fc.nat(oneIn - 1).map((n) => n === oneIn - 1) });
+const callArb = (oneIn: number): fc.Arbitrary<CallSpec> =>
+  fc.record({ latency: latencyArb, fail: fc.nat(oneIn - 1).map((n) => n === oneIn - 1) });
 
 const planArb = (oneIn: number) => fc.array(callArb(oneIn), { maxLength: 12, size: 'medium' });
 
@@ -131,7 +132,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       acquires: fc.array(acquireSpecArb, { maxLength: 3 }),
     }),
   },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('acquire' as const), scope: fc.option(fc.nat(3), { freq: 6, nil: null }), spec: acquireSpecArb }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ t: fc.constant('acquire' as const), scope: fc.option(fc.nat(3), { freq: 6, nil: null }), spec: acquireSpecArb }),
+  },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('release' as const), lease: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('destroy' as const), lease: fc.nat(5) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('abort' as const), acquire: fc.nat(5), waiting: fc.boolean() }) },
@@ -444,7 +448,12 @@ function makeFactory(ctx: Ctx): PoolFactory<FakeResource> {
 
 // --- acquiring ------------------------------------------------------------------------------------
 
-function startAcquire(ctx: Ctx, scope: ScopeRec | null, spec: AcquireSpec, call: (acquire: () => Promise<Lease<FakeResource>>) => Promise<Lease<FakeResource>>): void {
+function startAcquire(
+  ctx: Ctx,
+  scope: ScopeRec | null,
+  spec: AcquireSpec,
+  call: (acquire: () => Promise<Lease<FakeResource>>) => Promise<Lease<FakeResource>>,
+): void {
   const label = `a${ctx.acquires.length + 1}`;
   const controller = spec.how === 'signal' ? new AbortController() : undefined;
   const options: AcquireOptions | undefined =
@@ -506,13 +515,21 @@ function onLease(ctx: Ctx, acq: AcqRec, lease: Lease<FakeResource>): void {
   check(ctx, held.length === 0, () => `${acq.label} got r${res.value.id} while ${held.map((l) => l.label).join(', ')} still holds it`);
   check(ctx, res.broken === undefined, () => `${acq.label} got r${res.value.id}, which must not be handed out again: ${res.broken}`);
   const { maxUses } = ctx.program.pool;
-  check(ctx, maxUses === null || res.leases.length < maxUses, () => `${acq.label} got r${res.value.id} for use ${res.leases.length + 1}, maxUses is ${maxUses}`);
+  check(
+    ctx,
+    maxUses === null || res.leases.length < maxUses,
+    () => `${acq.label} got r${res.value.id} for use ${res.leases.length + 1}, maxUses is ${maxUses}`,
+  );
   if (ctx.program.pool.reset) {
     check(ctx, !res.dirty, () => `${acq.label} got r${res.value.id}, not reset since ${res.leases.at(-1)?.label} returned it`);
     res.dirty = true;
   }
   const scopeState = acq.scope?.scope?.state;
-  check(ctx, scopeState === undefined || scopeState !== 'closed', () => `${acq.label} got a held lease after its scope ${acq.scope?.label} closed`);
+  check(
+    ctx,
+    scopeState === undefined || scopeState !== 'closed',
+    () => `${acq.label} got a held lease after its scope ${acq.scope?.label} closed`,
+  );
   const rec: LeaseRec = { label, acq, lease, res, code: null, watched: false, returnDone: false, reclaimed: false };
   ctx.leases.push(rec);
   res.leases.push(rec);
@@ -527,21 +544,37 @@ function onRejected(ctx: Ctx, acq: AcqRec, error: unknown): void {
   log(ctx, `${acq.label}: rejected with ${describeValue(error)}`);
   if (acq.gaveUp !== undefined) {
     const { why, reason, closed } = acq.gaveUp;
-    check(ctx, error === reason || (closed && error instanceof ScopeClosedError), () => `${acq.label} gave up (${why}) but was rejected with ${describeValue(error)}`);
+    check(
+      ctx,
+      error === reason || (closed && error instanceof ScopeClosedError),
+      () => `${acq.label} gave up (${why}) but was rejected with ${describeValue(error)}`,
+    );
     return;
   }
   if (error instanceof PoolTimeoutError) {
     check(ctx, t >= acq.deadline, () => `${acq.label} timed out at t=${t - acq.t0} ms, its deadline is ${acq.deadline - acq.t0} ms`);
   } else if (error instanceof PoolFullError) {
-    check(ctx, maxWaiting !== null && acq.pendingBefore >= maxWaiting, () => `${acq.label}: PoolFullError with ${acq.pendingBefore} waiting, maxWaiting ${String(maxWaiting)}`);
+    check(
+      ctx,
+      maxWaiting !== null && acq.pendingBefore >= maxWaiting,
+      () => `${acq.label}: PoolFullError with ${acq.pendingBefore} waiting, maxWaiting ${String(maxWaiting)}`,
+    );
   } else if (error instanceof PoolCreateError) {
-    check(ctx, ctx.createErrors.has(error.cause), () => `${acq.label}: PoolCreateError whose cause is not a create failure: ${describeValue(error.cause)}`);
+    check(
+      ctx,
+      ctx.createErrors.has(error.cause),
+      () => `${acq.label}: PoolCreateError whose cause is not a create failure: ${describeValue(error.cause)}`,
+    );
     const borrowed = ctx.pool.stats().borrowed;
     check(ctx, borrowed === 0, () => `${acq.label}: PoolCreateError ("nothing else could serve") while ${borrowed} resources are borrowed`);
   } else if (acq.scope !== null && acq.scope.scope !== undefined && acq.scope.abort !== undefined) {
     // Acquired in a scope that was already cancelled or closing: rejected with its reason.
     const { reason } = acq.scope.abort;
-    check(ctx, error === reason || error instanceof ScopeClosedError, () => `${acq.label} in the ended ${acq.scope?.label} rejected with ${describeValue(error)}, not its reason`);
+    check(
+      ctx,
+      error === reason || error instanceof ScopeClosedError,
+      () => `${acq.label} in the ended ${acq.scope?.label} rejected with ${describeValue(error)}, not its reason`,
+    );
   } else {
     check(ctx, false, () => `${acq.label} rejected for no reason the program gave: ${describeValue(error)}`);
   }
@@ -568,7 +601,8 @@ function onScopeAbort(ctx: Ctx, rec: ScopeRec, scope: Scope): void {
   log(ctx, `${rec.label}: signal aborted (${whileOpen ? 'cancelled' : 'closing'}): ${describeValue(reason)}`);
   // Its waiters give up now: each must be rejected with the reason (a closing scope: a ScopeClosedError).
   for (const acq of rec.acquires) {
-    if (acq.state === 'pending' && acq.gaveUp === undefined && stillPending(acq)) acq.gaveUp = { why: `${rec.label} ${whileOpen ? 'cancelled' : 'closing'}`, reason, closed: !whileOpen };
+    if (acq.state === 'pending' && acq.gaveUp === undefined && stillPending(acq))
+      acq.gaveUp = { why: `${rec.label} ${whileOpen ? 'cancelled' : 'closing'}`, reason, closed: !whileOpen };
   }
 }
 
@@ -576,7 +610,17 @@ function openScope(ctx: Ctx, op: Extract<Op, { t: 'scope' }>): void {
   const label = `s${ctx.scopes.length + 1}`;
   let end!: () => void;
   const gate = new Promise<void>((resolve) => (end = resolve));
-  const rec: ScopeRec = { label, timeout: op.timeout, scope: undefined, end, ended: false, cancelled: false, abort: undefined, settled: undefined, acquires: [] };
+  const rec: ScopeRec = {
+    label,
+    timeout: op.timeout,
+    scope: undefined,
+    end,
+    ended: false,
+    cancelled: false,
+    abort: undefined,
+    settled: undefined,
+    acquires: [],
+  };
   ctx.scopes.push(rec);
   log(ctx, `${label}: open${op.timeout === null ? '' : ` timeout=${op.timeout}ms`}`);
   const task = withScope(
@@ -624,7 +668,12 @@ function watchReturn(ctx: Ctx, rec: LeaseRec, promise: Promise<void>, what: stri
   const observed = promise.then(
     () => {
       rec.returnDone = true;
-      if (destroys) check(ctx, rec.res.destroyCalls === 1, () => `${rec.label}.${what} resolved, but r${rec.res.value.id} was destroyed ${rec.res.destroyCalls} times`);
+      if (destroys)
+        check(
+          ctx,
+          rec.res.destroyCalls === 1,
+          () => `${rec.label}.${what} resolved, but r${rec.res.value.id} was destroyed ${rec.res.destroyCalls} times`,
+        );
     },
     (error: unknown) => {
       rec.returnDone = true;
@@ -733,25 +782,46 @@ function checkStep(ctx: Ctx): void {
   const { max, min } = ctx.program.pool;
   const show = () => JSON.stringify(stats);
   const counts = [stats.size, stats.available, stats.borrowed, stats.pending];
-  check(ctx, counts.every((n) => Number.isInteger(n) && n >= 0), () => `stats has a negative or fractional count: ${show()}`);
+  check(
+    ctx,
+    counts.every((n) => Number.isInteger(n) && n >= 0),
+    () => `stats has a negative or fractional count: ${show()}`,
+  );
   check(ctx, stats.max === max && stats.min === min, () => `stats min/max ${stats.min}/${stats.max}, configured ${min}/${max}`);
   check(ctx, stats.available + stats.borrowed <= stats.size, () => `available + borrowed > size: ${show()}`);
   check(ctx, stats.size <= max, () => `size > max: ${show()}`);
   // max bounds what the server holds: made, and not yet let go of by a finished destroy.
   const live = ctx.resources.filter((r) => !r.gone).length;
   check(ctx, live <= max, () => `${live} resources live on the server, max is ${max}: ${show()}`);
-  check(ctx, stats.destroying === ctx.running.destroy, () => `destroying is ${stats.destroying}, but ${ctx.running.destroy} destroys are running: ${show()}`);
+  check(
+    ctx,
+    stats.destroying === ctx.running.destroy,
+    () => `destroying is ${stats.destroying}, but ${ctx.running.destroy} destroys are running: ${show()}`,
+  );
   // With nothing being created or validated, every resource is idle, borrowed or being destroyed.
   if (ctx.running.create === 0 && ctx.running.validate === 0) {
-    check(ctx, stats.size === stats.available + stats.borrowed + stats.destroying, () => `nothing is being created or validated, yet size !== available + borrowed + destroying: ${show()}`);
+    check(
+      ctx,
+      stats.size === stats.available + stats.borrowed + stats.destroying,
+      () => `nothing is being created or validated, yet size !== available + borrowed + destroying: ${show()}`,
+    );
   }
 
   // borrowed: the leases handed out whose return has not finished.
   const out = ctx.leases.filter((l) => !l.returnDone);
-  check(ctx, stats.borrowed === out.length, () => `borrowed is ${stats.borrowed}, but ${out.length} leases are out: [${out.map((l) => `${l.label}=r${l.res.value.id}`).join(', ')}] (${show()})`);
+  check(
+    ctx,
+    stats.borrowed === out.length,
+    () =>
+      `borrowed is ${stats.borrowed}, but ${out.length} leases are out: [${out.map((l) => `${l.label}=r${l.res.value.id}`).join(', ')}] (${show()})`,
+  );
   // pending: the acquires that have not settled.
   const waiting = ctx.acquires.filter((a) => a.state === 'pending');
-  check(ctx, stats.pending === waiting.length, () => `pending is ${stats.pending}, but ${waiting.length} acquires wait: [${waiting.map((a) => a.label).join(', ')}] (${show()})`);
+  check(
+    ctx,
+    stats.pending === waiting.length,
+    () => `pending is ${stats.pending}, but ${waiting.length} acquires wait: [${waiting.map((a) => a.label).join(', ')}] (${show()})`,
+  );
 
   // No resource is out twice.
   const seen = new Map<ResRec, LeaseRec>();
@@ -765,9 +835,18 @@ function checkStep(ctx: Ctx): void {
   // created or validated), or while nothing is borrowed or under way that could serve it.
   if (stats.pending > 0 && ctx.liveness) {
     const inFlight = stats.size - stats.available - stats.borrowed - stats.destroying;
-    if (stats.available > 0) check(ctx, stats.pending <= inFlight, () => `${stats.pending} acquires wait, ${inFlight} resources are on their way, and ${stats.available} sit idle (${show()})`);
+    if (stats.available > 0)
+      check(
+        ctx,
+        stats.pending <= inFlight,
+        () => `${stats.pending} acquires wait, ${inFlight} resources are on their way, and ${stats.available} sit idle (${show()})`,
+      );
     // A destroy under way frees room when it finishes: that serves a waiter too.
-    check(ctx, stats.borrowed > 0 || inFlight > 0 || stats.destroying > 0, () => `${stats.pending} acquires wait with nothing borrowed or under way: they can never be served (${show()})`);
+    check(
+      ctx,
+      stats.borrowed > 0 || inFlight > 0 || stats.destroying > 0,
+      () => `${stats.pending} acquires wait with nothing borrowed or under way: they can never be served (${show()})`,
+    );
   }
 
   const t = now();
@@ -775,7 +854,8 @@ function checkStep(ctx: Ctx): void {
     // A waiter past its deadline has timed out.
     if (acq.state === 'pending') check(ctx, acq.deadline > t, () => `${acq.label} still waits ${t - acq.deadline} ms past its deadline`);
     // A waiter that gave up is rejected at once.
-    if (acq.gaveUp !== undefined) check(ctx, acq.state === 'rejected', () => `${acq.label} gave up (${acq.gaveUp?.why}) but is ${acq.state}`);
+    if (acq.gaveUp !== undefined)
+      check(ctx, acq.state === 'rejected', () => `${acq.label} gave up (${acq.gaveUp?.why}) but is ${acq.state}`);
   }
 
   for (const l of ctx.leases) {
@@ -795,7 +875,13 @@ function checkStep(ctx: Ctx): void {
     if (rec.settled === undefined || rec.scope === undefined) continue;
     check(ctx, rec.scope.state === 'closed', () => `${rec.label}'s task settled but the scope is ${rec.scope?.state}`);
     // The task answers with the cancellation reason when cancelled while running, else with success.
-    if (rec.abort?.whileOpen === true) check(ctx, !rec.settled.ok && rec.settled.error === rec.abort.reason, () => `${rec.label} was cancelled but its task settled with ${rec.settled?.ok === true ? 'success' : describeValue(rec.settled?.error)}`);
+    if (rec.abort?.whileOpen === true)
+      check(
+        ctx,
+        !rec.settled.ok && rec.settled.error === rec.abort.reason,
+        () =>
+          `${rec.label} was cancelled but its task settled with ${rec.settled?.ok === true ? 'success' : describeValue(rec.settled?.error)}`,
+      );
     else check(ctx, rec.settled.ok, () => `${rec.label}'s task rejected with ${describeValue(rec.settled?.error)}`);
   }
 }
@@ -906,7 +992,12 @@ async function run(ctx: Ctx): Promise<PoolRunResult> {
     if (!busy) break;
     // Nothing scheduled, nothing pending in the program, yet something waits with no deadline: stuck.
     if (ctx.s.count() === 0 && ctx.acquires.some((a) => a.state === 'pending' && a.deadline === Infinity) && round > 50 && ctx.liveness) {
-      ctx.violations.push(`[drain] acquires ${ctx.acquires.filter((a) => a.state === 'pending').map((a) => a.label).join(', ')} wait forever`);
+      ctx.violations.push(
+        `[drain] acquires ${ctx.acquires
+          .filter((a) => a.state === 'pending')
+          .map((a) => a.label)
+          .join(', ')} wait forever`,
+      );
       break;
     }
   }
@@ -918,7 +1009,8 @@ async function run(ctx: Ctx): Promise<PoolRunResult> {
   check(ctx, stats.pending === 0, () => `pending is ${stats.pending} at the end: ${show}`);
   check(ctx, stats.size === stats.available, () => `size ${stats.size} is not available ${stats.available} at the end: ${show}`);
   for (const res of ctx.resources) {
-    if (res.broken !== undefined) check(ctx, res.destroyCalls === 1, () => `r${res.value.id} (${res.broken}) was destroyed ${res.destroyCalls} times before close()`);
+    if (res.broken !== undefined)
+      check(ctx, res.destroyCalls === 1, () => `r${res.value.id} (${res.broken}) was destroyed ${res.destroyCalls} times before close()`);
   }
   const alive = ctx.resources.filter((r) => r.destroyCalls === 0).length;
   check(ctx, alive === stats.size, () => `created - destroyed = ${alive}, but size is ${stats.size}: ${show}`);
@@ -946,7 +1038,8 @@ async function run(ctx: Ctx): Promise<PoolRunResult> {
     await settle(ctx);
   }
   check(ctx, closeError === undefined, () => `pool.close() rejected: ${describeValue(closeError)}`);
-  for (const res of ctx.resources) check(ctx, res.destroyCalls === 1, () => `r${res.value.id} was destroyed ${res.destroyCalls} times after close()`);
+  for (const res of ctx.resources)
+    check(ctx, res.destroyCalls === 1, () => `r${res.value.id} was destroyed ${res.destroyCalls} times after close()`);
   const closeStats = ctx.pool.stats();
   const late = await ctx.pool.acquire().then(
     (lease) => lease,

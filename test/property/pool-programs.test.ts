@@ -85,9 +85,14 @@ describe('random pool programs', () => {
       fc.asyncProperty(poolProgramArb, fc.scheduler(), async (program: PoolProgram, s: fc.Scheduler) => {
         const { violations, closeStats } = await runPoolProgram(program, s);
         if (violations.length > 0) return; // the property above reports those
-        const counts = closeStats === undefined ? undefined : { size: closeStats.size, available: closeStats.available, borrowed: closeStats.borrowed, pending: closeStats.pending };
+        const counts =
+          closeStats === undefined
+            ? undefined
+            : { size: closeStats.size, available: closeStats.available, borrowed: closeStats.borrowed, pending: closeStats.pending };
         if (counts?.size !== 0 || counts.available !== 0 || counts.borrowed !== 0 || counts.pending !== 0) {
-          throw new Error(`stats() after close() resolved: ${JSON.stringify(counts)}, expected all 0\nprogram:\n${showPoolProgram(program)}`);
+          throw new Error(
+            `stats() after close() resolved: ${JSON.stringify(counts)}, expected all 0\nprogram:\n${showPoolProgram(program)}`,
+          );
         }
       }),
       { numRuns: PROPERTY_RUNS },
@@ -98,7 +103,11 @@ describe('random pool programs', () => {
   const broken: [string, (pool: PoolLike) => PoolLike, RegExp][] = [
     [
       'stats() that counts one lease too many',
-      (pool) => ({ acquire: (o) => pool.acquire(o), close: () => pool.close(), stats: () => ({ ...pool.stats(), borrowed: pool.stats().borrowed + (pool.stats().borrowed > 0 ? 1 : 0) }) }),
+      (pool) => ({
+        acquire: (o) => pool.acquire(o),
+        close: () => pool.close(),
+        stats: () => ({ ...pool.stats(), borrowed: pool.stats().borrowed + (pool.stats().borrowed > 0 ? 1 : 0) }),
+      }),
       /borrowed is \d+, but \d+ leases are out/,
     ],
     [

@@ -123,13 +123,19 @@ function stepArb(childArb: fc.Arbitrary<ScopeNode> | null, parallelArb: fc.Arbit
     { weight: 2, arbitrary: fc.record({ t: fc.constant('destroy' as const), target: fc.nat(5), twice: fc.boolean() }) },
     {
       weight: 2,
-      arbitrary: fc.record({ t: fc.constant('wait' as const), how: fc.constantFrom('null' as const, 'immediate' as const, 0 as const, 1 as const, 2 as const) }),
+      arbitrary: fc.record({
+        t: fc.constant('wait' as const),
+        how: fc.constantFrom('null' as const, 'immediate' as const, 0 as const, 1 as const, 2 as const),
+      }),
     },
     { weight: 1, arbitrary: fc.constant({ t: 'cancel' as const }) },
   ];
   if (childArb !== null) steps.push({ weight: 8, arbitrary: fc.record({ t: fc.constant('child' as const), node: childArb }) });
   if (parallelArb !== null) {
-    steps.push({ weight: 3, arbitrary: fc.record({ t: fc.constant('parallel' as const), nodes: fc.array(parallelArb, { minLength: 2, maxLength: 2 }) }) });
+    steps.push({
+      weight: 3,
+      arbitrary: fc.record({ t: fc.constant('parallel' as const), nodes: fc.array(parallelArb, { minLength: 2, maxLength: 2 }) }),
+    });
   }
   return fc.oneof(...steps);
 }
@@ -152,12 +158,22 @@ function nodeArb(depth: number, kinds: readonly ScopeNode['kind'][]): fc.Arbitra
       // about one scope in six has a timeout
       timeout: fc.oneof(
         { weight: 5, arbitrary: fc.constant(null) },
-        { weight: 1, arbitrary: fc.record({ ms: fc.integer({ min: 2, max: 5 }), slowAt: fc.nat(MAX_STEPS), extra: fc.integer({ min: -1, max: 3 }) }) },
+        {
+          weight: 1,
+          arbitrary: fc.record({ ms: fc.integer({ min: 2, max: 5 }), slowAt: fc.nat(MAX_STEPS), extra: fc.integer({ min: -1, max: 3 }) }),
+        },
       ),
       name: fc.option(fc.constantFrom('GET /users/:id', 'job', 'consumer'), { freq: 2, nil: null }),
       sync: fc.nat(5).map((n) => n === 5),
       steps: fc.array(stepArb(childArb, parallelArb), { maxLength: MAX_STEPS, size: 'max' }),
-      end: fc.constantFrom('return' as const, 'return' as const, 'return' as const, 'throw' as const, 'throw' as const, 'throwObject' as const),
+      end: fc.constantFrom(
+        'return' as const,
+        'return' as const,
+        'return' as const,
+        'throw' as const,
+        'throw' as const,
+        'throwObject' as const,
+      ),
     })
     .map(normalize);
 }
@@ -407,7 +423,9 @@ function syncStep(ctx: Ctx, rec: ScopeRec, scope: Scope, step: Step): Promise<vo
       const res = newResource(ctx, rec, 'use', false, !step.async && step.release.latency !== 'sync');
       const dispose = releaser(ctx, res, step.release, 'release');
       acquire(ctx, rec, res, () => {
-        const value = scope.use(step.async ? { [Symbol.asyncDispose]: dispose as () => Promise<void> } : { [Symbol.dispose]: dispose as () => void });
+        const value = scope.use(
+          step.async ? { [Symbol.asyncDispose]: dispose as () => Promise<void> } : { [Symbol.dispose]: dispose as () => void },
+        );
         check(ctx, value !== undefined, () => `use() returned nothing`);
       });
       return undefined;
@@ -421,7 +439,9 @@ function syncStep(ctx: Ctx, rec: ScopeRec, scope: Scope, step: Step): Promise<vo
       const res = newResource(ctx, rec, 'adopt', false);
       const release = releaser(ctx, res, step.release, 'release');
       acquire(ctx, rec, res, () => {
-        const value = scope.adopt(res.id, (v) => (v === res.id ? release() : Promise.reject(new Error(`adopt released ${v}, not r${res.id}`))));
+        const value = scope.adopt(res.id, (v) =>
+          v === res.id ? release() : Promise.reject(new Error(`adopt released ${v}, not r${res.id}`)),
+        );
         check(ctx, value === res.id, () => `adopt() returned ${String(value)}`);
       });
       return undefined;
@@ -483,7 +503,11 @@ function explicitRelease(ctx: Ctx, rec: ScopeRec, step: Extract<Step, { t: 'rele
   const call = res.calls[before];
   check(ctx, lease.released, () => `r${res.id} is not released after lease.${how}()`);
   if (wasHeld) {
-    check(ctx, res.calls.length === before + 1 && call?.by === 'code', () => `lease.${how}() of held r${res.id} made ${res.calls.length - before} calls`);
+    check(
+      ctx,
+      res.calls.length === before + 1 && call?.by === 'code',
+      () => `lease.${how}() of held r${res.id} made ${res.calls.length - before} calls`,
+    );
     const expectedOp = how === 'destroy' && res.hasDestroy ? 'destroy' : 'release';
     check(ctx, call?.op === expectedOp, () => `lease.${how}() of r${res.id} called ${String(call?.op)}, expected ${expectedOp}`);
   } else {
@@ -492,7 +516,11 @@ function explicitRelease(ctx: Ctx, rec: ScopeRec, step: Extract<Step, { t: 'rele
   if (how === 'dispose') {
     // A synchronous failure is thrown by [Symbol.dispose]; an asynchronous one is only reported.
     const expectThrow = wasHeld && call !== undefined && call.error !== undefined && call.done;
-    check(ctx, threw === expectThrow && (!threw || syncError === call?.error), () => `lease[Symbol.dispose]() of r${res.id}: threw ${threw ? describeValue(syncError) : 'nothing'}`);
+    check(
+      ctx,
+      threw === expectThrow && (!threw || syncError === call?.error),
+      () => `lease[Symbol.dispose]() of r${res.id}: threw ${threw ? describeValue(syncError) : 'nothing'}`,
+    );
   } else {
     check(ctx, !threw, () => `lease.${how}() of r${res.id} threw synchronously: ${describeValue(syncError)}`);
   }
@@ -526,8 +554,14 @@ function explicitRelease(ctx: Ctx, rec: ScopeRec, step: Extract<Step, { t: 'rele
         }
         if (call === undefined) return;
         // The code's own release: its promise settles like the release function did.
-        if (call.error === undefined) check(ctx, outcome.ok, () => `lease.${how}() of r${res.id} rejected: ${outcome.ok ? '' : describeValue(outcome.error)}`);
-        else check(ctx, !outcome.ok && outcome.error === call.error, () => `lease.${how}() of r${res.id} did not reject with its release error`);
+        if (call.error === undefined)
+          check(ctx, outcome.ok, () => `lease.${how}() of r${res.id} rejected: ${outcome.ok ? '' : describeValue(outcome.error)}`);
+        else
+          check(
+            ctx,
+            !outcome.ok && outcome.error === call.error,
+            () => `lease.${how}() of r${res.id} did not reject with its release error`,
+          );
       }),
     ),
   ).then(() => undefined);
@@ -561,11 +595,19 @@ function bodyStart(ctx: Ctx, rec: ScopeRec, scope: Scope): void {
   watchSignal(ctx, rec, scope);
   rec.bodyPhase = 'running';
   checkCurrent(ctx, rec, scope, `start of ${rec.label}`);
-  check(ctx, scope.parent === rec.parent?.scope, () => `${rec.label}.parent is #${String(scope.parent?.id)}, expected ${String(rec.parent?.label)}`);
+  check(
+    ctx,
+    scope.parent === rec.parent?.scope,
+    () => `${rec.label}.parent is #${String(scope.parent?.id)}, expected ${String(rec.parent?.label)}`,
+  );
   // A scope opened under an aborted, still-open parent starts aborted with its reason.
   const parentSignal = rec.parent?.scope?.signal;
   if (parentSignal?.aborted === true && rec.parent?.scope?.state === 'open') {
-    check(ctx, scope.signal.aborted && scope.signal.reason === parentSignal.reason, () => `${rec.label} was opened under the cancelled ${String(rec.parent?.label)} but its signal is not aborted`);
+    check(
+      ctx,
+      scope.signal.aborted && scope.signal.reason === parentSignal.reason,
+      () => `${rec.label} was opened under the cancelled ${String(rec.parent?.label)} but its signal is not aborted`,
+    );
   }
 }
 
@@ -630,7 +672,12 @@ function watchSignal(ctx: Ctx, rec: ScopeRec, scope: Scope): void {
     const expected = [...rec.descendants()].filter((d) => d.scope !== undefined && d.scope.state === 'open' && !d.scope.signal.aborted);
     queueMicrotask(() => {
       for (const d of expected) {
-        check(ctx, d.scope?.signal.reason === signal.reason, () => `${rec.label} was cancelled (${describeValue(signal.reason)}) but its descendant ${d.label} got ${describeValue(d.scope?.signal.reason)}`);
+        check(
+          ctx,
+          d.scope?.signal.reason === signal.reason,
+          () =>
+            `${rec.label} was cancelled (${describeValue(signal.reason)}) but its descendant ${d.label} got ${describeValue(d.scope?.signal.reason)}`,
+        );
       }
     });
   };
@@ -652,14 +699,22 @@ async function runNode(ctx: Ctx, node: ScopeNode, parent: ScopeRec | undefined):
   const end = endOf(rec);
   const parentState = parent?.scope?.state;
   // A task opened under a cancelled (aborted, still open) scope starts cancelled and never runs.
-  const parentReason = parent?.scope !== undefined && parentState === 'open' && parent.scope.signal.aborted ? { reason: parent.scope.signal.reason } : undefined;
+  const parentReason =
+    parent?.scope !== undefined && parentState === 'open' && parent.scope.signal.aborted
+      ? { reason: parent.scope.signal.reason }
+      : undefined;
   if (node.kind === 'with') {
     const outcome = await outcomeOf(withScope((scope) => body(ctx, rec, scope, end), optionsOf(rec)));
     if (rec.scope === undefined) {
       rec.openFailed = true;
       const closedParent = !outcome.ok && outcome.error instanceof ScopeClosedError && parent !== undefined && parentState !== 'open';
       const cancelledParent = !outcome.ok && parentReason !== undefined && outcome.error === parentReason.reason;
-      check(ctx, closedParent || cancelledParent, () => `withScope ${rec.label} did not run: ${describeValue(outcome.ok ? outcome.value : outcome.error)} (parent ${String(parentState)})`);
+      check(
+        ctx,
+        closedParent || cancelledParent,
+        () =>
+          `withScope ${rec.label} did not run: ${describeValue(outcome.ok ? outcome.value : outcome.error)} (parent ${String(parentState)})`,
+      );
       return;
     }
     checkSettled(ctx, rec, rec.scope, 'withScope');
@@ -671,7 +726,11 @@ async function runNode(ctx: Ctx, node: ScopeNode, parent: ScopeRec | undefined):
     scope = node.kind === 'open' ? openScope(optionsOf(rec)) : (parent?.scope as Scope).fork(optionsOf(rec));
   } catch (error) {
     rec.openFailed = true;
-    check(ctx, error instanceof ScopeClosedError && parent !== undefined && parentState !== 'open', () => `${rec.label} did not open: ${describeValue(error)} (parent ${String(parentState)})`);
+    check(
+      ctx,
+      error instanceof ScopeClosedError && parent !== undefined && parentState !== 'open',
+      () => `${rec.label} did not open: ${describeValue(error)} (parent ${String(parentState)})`,
+    );
     return;
   }
   // run(): the body's own result or error, untouched
@@ -682,14 +741,23 @@ async function runNode(ctx: Ctx, node: ScopeNode, parent: ScopeRec | undefined):
   } catch (error) {
     run = { ok: false, error };
   }
-  check(ctx, run.ok !== end.threw && (run.ok ? run.value : run.error) === end.token, () => `${rec.label}.run() settled with ${describeValue(run.ok ? run.value : run.error)}, expected the body's ${describeValue(end.token)}`);
+  check(
+    ctx,
+    run.ok !== end.threw && (run.ok ? run.value : run.error) === end.token,
+    () =>
+      `${rec.label}.run() settled with ${describeValue(run.ok ? run.value : run.error)}, expected the body's ${describeValue(end.token)}`,
+  );
   if (node.close === 'leave') return;
   const openBefore = scope.state === 'open';
   if (openBefore) rec.closedBy = 'code';
   const closed = await outcomeOf(node.close === 'close' ? scope.close() : scope[Symbol.asyncDispose]());
   checkSettled(ctx, rec, scope, 'close()');
   if (!openBefore) {
-    check(ctx, closed.ok, () => `close() of ${rec.label}, already closed by its parent, rejected: ${closed.ok ? '' : describeValue(closed.error)}`);
+    check(
+      ctx,
+      closed.ok,
+      () => `close() of ${rec.label}, already closed by its parent, rejected: ${closed.ok ? '' : describeValue(closed.error)}`,
+    );
     return;
   }
   checkReleaseFailure(ctx, rec, closed.ok ? undefined : closed, `close() of ${rec.label}`);
@@ -701,12 +769,14 @@ async function runNode(ctx: Ctx, node: ScopeNode, parent: ScopeRec | undefined):
 function checkSettled(ctx: Ctx, rec: ScopeRec, scope: Scope, how: string): void {
   check(ctx, scope.state === 'closed', () => `${how} of ${rec.label} settled in state ${scope.state}`);
   for (const r of rec.subtree()) {
-    if (r.scope !== undefined && !r.openFailed) check(ctx, r.scope.state === 'closed', () => `${r.label} is ${String(r.scope?.state)} when ${how} of ${rec.label} settled`);
+    if (r.scope !== undefined && !r.openFailed)
+      check(ctx, r.scope.state === 'closed', () => `${r.label} is ${String(r.scope?.state)} when ${how} of ${rec.label} settled`);
     for (const res of r.resources) {
       if (!res.acquired) continue;
       check(ctx, res.calls.length > 0, () => `r${res.id} of ${r.label} was not released when ${how} of ${rec.label} settled`);
       for (const call of res.calls) {
-        if (call.by === 'scope' && !res.ignored) check(ctx, call.done, () => `the release of r${res.id} (${r.label}) had not finished when ${how} of ${rec.label} settled`);
+        if (call.by === 'scope' && !res.ignored)
+          check(ctx, call.done, () => `the release of r${res.id} (${r.label}) had not finished when ${how} of ${rec.label} settled`);
       }
     }
   }
@@ -721,7 +791,8 @@ function expectedReleaseErrors(rec: ScopeRec): { errors: Error[]; nested: boolea
   };
   collect(rec);
   const calls: Call[] = [];
-  for (const r of scopes) for (const res of r.resources) {
+  for (const r of scopes)
+    for (const res of r.resources) {
       if (res.ignored) continue;
       for (const call of res.calls) if (call.by === 'scope' && call.error !== undefined) calls.push(call);
     }
@@ -742,9 +813,19 @@ function checkReleaseFailure(ctx: Ctx, rec: ScopeRec, rejected: { error: unknown
     return;
   }
   const error = rejected.error;
-  if (errors.length === 1) check(ctx, error === errors[0], () => `${what} rejected with ${describeValue(error)}, expected the release error ${names(errors)}`);
-  check(ctx, sameList(deepFlatten(error), errors), () => `${what} rejected with ${names(deepFlatten(error))}, expected release errors ${names(errors)} in release order`);
-  if (!nested) check(ctx, sameList(flattenSuppressed(error), errors), () => `flattenSuppressed(${what} error) is ${names(flattenSuppressed(error))}, expected ${names(errors)}`);
+  if (errors.length === 1)
+    check(ctx, error === errors[0], () => `${what} rejected with ${describeValue(error)}, expected the release error ${names(errors)}`);
+  check(
+    ctx,
+    sameList(deepFlatten(error), errors),
+    () => `${what} rejected with ${names(deepFlatten(error))}, expected release errors ${names(errors)} in release order`,
+  );
+  if (!nested)
+    check(
+      ctx,
+      sameList(flattenSuppressed(error), errors),
+      () => `flattenSuppressed(${what} error) is ${names(flattenSuppressed(error))}, expected ${names(errors)}`,
+    );
 }
 
 /** Property 5 for withScope: the body's error stays primary; a cancellation rejects with its reason. */
@@ -753,17 +834,39 @@ function checkTaskOutcome(ctx: Ctx, rec: ScopeRec, end: BodyEnd, outcome: Outcom
   const { errors } = expectedReleaseErrors(rec);
   if (rec.answeredByCancel) {
     const reason = rec.abort?.reason;
-    check(ctx, !outcome.ok && outcome.error === reason, () => `${what} was cancelled with ${describeValue(reason)} but settled with ${describeValue(outcome.ok ? outcome.value : outcome.error)}`);
-    check(ctx, ctx.cancelReasons.has(reason) || (reason instanceof ScopeTimeoutError && reason.name === 'TimeoutError'), () => `${what} was cancelled by neither a cancel() nor a timeout: ${describeValue(reason)}`);
+    check(
+      ctx,
+      !outcome.ok && outcome.error === reason,
+      () =>
+        `${what} was cancelled with ${describeValue(reason)} but settled with ${describeValue(outcome.ok ? outcome.value : outcome.error)}`,
+    );
+    check(
+      ctx,
+      ctx.cancelReasons.has(reason) || (reason instanceof ScopeTimeoutError && reason.name === 'TimeoutError'),
+      () => `${what} was cancelled by neither a cancel() nor a timeout: ${describeValue(reason)}`,
+    );
     const attached = getReleaseErrors(reason).flatMap(deepFlatten);
-    check(ctx, isSubsequence(errors, attached), () => `${what}: release errors ${names(errors)} are not all attached to the cancellation reason (${names(attached)})`);
+    check(
+      ctx,
+      isSubsequence(errors, attached),
+      () => `${what}: release errors ${names(errors)} are not all attached to the cancellation reason (${names(attached)})`,
+    );
     return;
   }
   if (end.threw) {
-    check(ctx, !outcome.ok && outcome.error === end.token, () => `${what}: body threw ${describeValue(end.token)} but it settled with ${describeValue(outcome.ok ? outcome.value : outcome.error)}`);
+    check(
+      ctx,
+      !outcome.ok && outcome.error === end.token,
+      () =>
+        `${what}: body threw ${describeValue(end.token)} but it settled with ${describeValue(outcome.ok ? outcome.value : outcome.error)}`,
+    );
     if (end.token instanceof Error) {
       const attached = getReleaseErrors(end.token).flatMap(deepFlatten);
-      check(ctx, sameList(attached, errors), () => `${what}: getReleaseErrors(body error) is ${names(attached)}, expected ${names(errors)}`);
+      check(
+        ctx,
+        sameList(attached, errors),
+        () => `${what}: getReleaseErrors(body error) is ${names(attached)}, expected ${names(errors)}`,
+      );
     }
     return;
   }
@@ -822,18 +925,31 @@ export async function runProgram(program: Program, reports: readonly LeakReport[
   check(ctx, snapshot.leases.outstanding === 0, () => `${snapshot.leases.outstanding} leases outstanding after the root closed`);
   await quiesce(ctx);
   const after = inspect();
-  check(ctx, after.scopes.open === 0 && after.leases.outstanding === 0, () => `after quiescence: ${after.scopes.open} scopes open, ${after.leases.outstanding} leases outstanding`);
+  check(
+    ctx,
+    after.scopes.open === 0 && after.leases.outstanding === 0,
+    () => `after quiescence: ${after.scopes.open} scopes open, ${after.leases.outstanding} leases outstanding`,
+  );
 
   for (const res of ctx.resources) {
     // Property 1: released (or destroyed) exactly once, whoever did it.
-    check(ctx, res.calls.length === 1, () => `r${res.id} (${res.kind} of ${res.owner.label}${res.refused ? ', refused' : ''}) was released ${res.calls.length} times`);
+    check(
+      ctx,
+      res.calls.length === 1,
+      () => `r${res.id} (${res.kind} of ${res.owner.label}${res.refused ? ', refused' : ''}) was released ${res.calls.length} times`,
+    );
     if (res.lease !== undefined) check(ctx, res.lease.released, () => `lease r${res.id} does not say it is released`);
     for (const call of res.calls) {
       check(ctx, call.done, () => `the release of r${res.id} never finished`);
       if (call.by === 'refused') check(ctx, call.op === 'release', () => `refused r${res.id} was destroyed`);
-      if (call.by === 'scope' && call.op === 'destroy') check(ctx, res.owner.closedWhileRunning, () => `r${res.id} was destroyed by ${res.owner.label}, which was not cancelled`);
+      if (call.by === 'scope' && call.op === 'destroy')
+        check(ctx, res.owner.closedWhileRunning, () => `r${res.id} was destroyed by ${res.owner.label}, which was not cancelled`);
       if (call.by === 'scope' && res.hasDestroy && res.owner.closedWhileRunning && (STRICT_CANCEL_DESTROY || call.ownerBodyRunning)) {
-        check(ctx, call.op === 'destroy', () => `r${res.id}, still held by the running body of the cancelled ${res.owner.label}, was released, not destroyed`);
+        check(
+          ctx,
+          call.op === 'destroy',
+          () => `r${res.id}, still held by the running body of the cancelled ${res.owner.label}, was released, not destroyed`,
+        );
       }
     }
   }
@@ -851,13 +967,19 @@ export async function runProgram(program: Program, reports: readonly LeakReport[
   for (const rec of ctx.recs) {
     if (rec.scope === undefined) continue;
     known.add(rec.scope.id);
-    const byScope = rec.resources.flatMap((res) => res.calls.filter((c) => c.by === 'scope').map((c) => ({ res, c }))).sort((a, b) => a.c.seq - b.c.seq);
+    const byScope = rec.resources
+      .flatMap((res) => res.calls.filter((c) => c.by === 'scope').map((c) => ({ res, c })))
+      .sort((a, b) => a.c.seq - b.c.seq);
     // Property 2: what the scope released itself, it released newest first.
     for (let i = 1; i < byScope.length; i++) {
       const prev = byScope[i - 1];
       const cur = byScope[i];
       if (prev !== undefined && cur !== undefined) {
-        check(ctx, prev.res.ordinal > cur.res.ordinal, () => `${rec.label} released r${prev.res.id} (#${prev.res.ordinal}) before r${cur.res.id} (#${cur.res.ordinal}): not LIFO`);
+        check(
+          ctx,
+          prev.res.ordinal > cur.res.ordinal,
+          () => `${rec.label} released r${prev.res.id} (#${prev.res.ordinal}) before r${cur.res.id} (#${cur.res.ordinal}): not LIFO`,
+        );
       }
     }
     // Property 3: children (all descendants) before the scope's own resources.
@@ -866,7 +988,12 @@ export async function runProgram(program: Program, reports: readonly LeakReport[
       for (const d of rec.descendants()) {
         for (const res of d.resources) {
           for (const call of res.calls) {
-            if (call.by === 'scope') check(ctx, call.seq < firstOwn, () => `r${res.id} of ${d.label} was released after ${rec.label} began releasing its own resources`);
+            if (call.by === 'scope')
+              check(
+                ctx,
+                call.seq < firstOwn,
+                () => `r${res.id} of ${d.label} was released after ${rec.label} began releasing its own resources`,
+              );
           }
         }
       }
@@ -876,10 +1003,19 @@ export async function runProgram(program: Program, reports: readonly LeakReport[
     const reported = unreleased.get(rec.scope.id) ?? 0;
     check(ctx, reclaimed === reported, () => `${rec.label} (#${rec.scope?.id}) reclaimed ${reclaimed} leases but reported ${reported}`);
     if (STRICT_CANCEL_DESTROY && rec.closedWhileRunning && reported > 0) {
-      check(ctx, cancelledReports.has(rec.scope.id), () => `${rec.label} (#${rec.scope?.id}) stopped waiting for its running body but reported its leases as not cancelled`);
+      check(
+        ctx,
+        cancelledReports.has(rec.scope.id),
+        () => `${rec.label} (#${rec.scope?.id}) stopped waiting for its running body but reported its leases as not cancelled`,
+      );
     }
     if (cancelledReports.has(rec.scope.id)) {
-      check(ctx, rec.closedWhileRunning, () => `${rec.label} (#${rec.scope?.id}) reported its leases as destroyed by a cancellation, but it was not closed while its body ran`);
+      check(
+        ctx,
+        rec.closedWhileRunning,
+        () =>
+          `${rec.label} (#${rec.scope?.id}) reported its leases as destroyed by a cancellation, but it was not closed while its body ran`,
+      );
     }
   }
   for (const id of unreleased.keys()) check(ctx, known.has(id), () => `an unreleased report names scope #${id}, not one of this program`);

@@ -13,7 +13,16 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { allowLeaks } from '../../adapters/vitest/index.js';
-import { configure, flattenSuppressed, getReleaseErrors, inspect, Scope, ScopeTimeoutError, withScope, type LeakReport } from '../../src/index.js';
+import {
+  configure,
+  flattenSuppressed,
+  getReleaseErrors,
+  inspect,
+  Scope,
+  ScopeTimeoutError,
+  withScope,
+  type LeakReport,
+} from '../../src/index.js';
 import { collectReports, PROPERTY_RUNS, sleep, useCleanCustodian } from '../helpers.js';
 import { programArb, runProgram, showProgram, type Program, type ScopeNode, type Step } from './program.js';
 
@@ -55,7 +64,9 @@ describe('random scope programs', () => {
       fc.asyncProperty(programArb, async (program) => {
         const violations = await violationsOf(program);
         if (violations.length > 0) {
-          throw new Error(`${violations.length} violations:\n  ${violations.slice(0, 10).join('\n  ')}\nprogram:\n${showProgram(program.root)}`);
+          throw new Error(
+            `${violations.length} violations:\n  ${violations.slice(0, 10).join('\n  ')}\nprogram:\n${showProgram(program.root)}`,
+          );
         }
       }),
       { numRuns: PROPERTY_RUNS },
@@ -79,7 +90,14 @@ describe('random scope programs', () => {
     expect(clean.violations).toEqual([]);
     const injected = setTimeout(() => {
       const id = inspect().scopes.oldest[0]?.id ?? -1;
-      reports.push({ type: 'unreleased', scope: { id, name: undefined, site: undefined }, resources: [{ kind: 'x', label: undefined, site: undefined, heldMs: 0 }], policy: 'reclaim', cancelled: false, message: 'fake' });
+      reports.push({
+        type: 'unreleased',
+        scope: { id, name: undefined, site: undefined },
+        resources: [{ kind: 'x', label: undefined, site: undefined, heldMs: 0 }],
+        policy: 'reclaim',
+        cancelled: false,
+        message: 'fake',
+      });
     }, 1);
     const tampered = await runProgram(program, reports);
     clearTimeout(injected);

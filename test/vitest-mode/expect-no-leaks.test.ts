@@ -108,7 +108,13 @@ describe('expectNoLeaks() rejects with a LeakCheckError listing each leftover', 
       expect(error.leaks.map((l) => l.type).sort()).toEqual(['lease', 'reclaimed', 'scope']);
 
       const lease = byType.get('lease');
-      expect(lease).toMatchObject({ kind: 'db connection', label: 'orders', site: siteOf('unscoped', 'track'), detail: 'unscoped', holds: [] });
+      expect(lease).toMatchObject({
+        kind: 'db connection',
+        label: 'orders',
+        site: siteOf('unscoped', 'track'),
+        detail: 'unscoped',
+        holds: [],
+      });
       expect(lease?.heldMs).toBeGreaterThanOrEqual(0);
 
       const scope = byType.get('scope');
@@ -122,7 +128,12 @@ describe('expectNoLeaks() rejects with a LeakCheckError listing each leftover', 
 
       // The message names each leaking line.
       expect(error.message).toMatch(/^The function left 3 resources behind \(custodian waited \d+ ms for them to be released\):/);
-      for (const [name, callee] of [['unscoped', 'track'], ['scope', 'openScope'], ['held', 'track'], ['reclaimed', 'track']] as const) {
+      for (const [name, callee] of [
+        ['unscoped', 'track'],
+        ['scope', 'openScope'],
+        ['held', 'track'],
+        ['reclaimed', 'track'],
+      ] as const) {
         expect(error.message).toContain(siteOf(name, callee));
       }
       expect(error.message).toContain('expectNoLeaks(fn, { ignore: { sites: [...] } })');
@@ -323,7 +334,9 @@ describe('options', () => {
         await expect(expectNoLeaks(() => void leak(String(sites[0])), { ignore: { sites }, waitMs: 0 })).resolves.toBeUndefined();
       }
       // A rule that matches nothing ignores nothing.
-      const error = await leakError(expectNoLeaks(() => void leak('not ignored'), { ignore: { sites: ['test/elsewhere.ts', 'test/vitest-mode'] }, waitMs: 0 }));
+      const error = await leakError(
+        expectNoLeaks(() => void leak('not ignored'), { ignore: { sites: ['test/elsewhere.ts', 'test/vitest-mode'] }, waitMs: 0 }),
+      );
       expect(labelsOf(error.leaks)).toEqual(['not ignored']);
     } finally {
       for (const lease of held) await lease.release();
@@ -422,7 +435,11 @@ describe('bad input throws a TypeError naming what is wrong, and leaks nothing',
     ['waitMs -1', { waitMs: -1 }, /^expectNoLeaks\(\): option 'waitMs' must be a whole number of milliseconds/],
     ['an unknown option', { unknown: 1 }, /^expectNoLeaks\(\): unknown option 'unknown'/],
     ['ignore.sites not an array', { ignore: { sites: 'x' } }, /^expectNoLeaks\(\): option 'ignore': option 'sites' must be an array/],
-    ['ignore.kinds with a number', { ignore: { kinds: [1] } }, /^expectNoLeaks\(\): option 'ignore': option 'kinds' must be an array of non-empty strings, got an array containing 1/],
+    [
+      'ignore.kinds with a number',
+      { ignore: { kinds: [1] } },
+      /^expectNoLeaks\(\): option 'ignore': option 'kinds' must be an array of non-empty strings, got an array containing 1/,
+    ],
     ['handles not a boolean', { handles: 'yes' }, /^expectNoLeaks\(\): option 'handles' must be true or false, got "yes"/],
     ['ignore not an object', { ignore: ['x'] }, /^expectNoLeaks\(\): option 'ignore' must be an object/],
     ['options not an object', 5, /^expectNoLeaks\(\): options must be an object/],
@@ -527,7 +544,9 @@ describe('allowLeaks()', () => {
       }
     });
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(/^allowLeaks\(\) must be called inside a test, its beforeEach\/afterEach, or expectNoLeaks\(\)/);
+    expect((error as Error).message).toMatch(
+      /^allowLeaks\(\) must be called inside a test, its beforeEach\/afterEach, or expectNoLeaks\(\)/,
+    );
     expect((error as Error).message).toContain('ignoreLeaks()');
   });
 
@@ -573,7 +592,9 @@ describe('allowLeaks() in the test does not switch off an explicit check inside 
     allowLeaks();
     const held: Lease<number>[] = [];
     try {
-      const error = await rejectionOf(expectNoLeaks(() => void held.push(track(1, { release: noop, kind: 'inner kind', label: 'inner' })), { waitMs: 0 }));
+      const error = await rejectionOf(
+        expectNoLeaks(() => void held.push(track(1, { release: noop, kind: 'inner kind', label: 'inner' })), { waitMs: 0 }),
+      );
       expect(error).toBeInstanceOf(LeakCheckError);
       expect((error as LeakCheckError).leaks.map((l) => l.label)).toEqual(['inner']);
       await expect(() => void held.push(track(2, { release: noop }))).toLeakResources({ waitMs: 0 });

@@ -29,14 +29,22 @@ interface FileResult {
 let files: FileResult[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(join(root, 'dist/adapters/vitest/setup.js'))) throw new Error('dist/ is missing: run `npm run build` (npm test does) before these tests');
+  if (!existsSync(join(root, 'dist/adapters/vitest/setup.js')))
+    throw new Error('dist/ is missing: run `npm run build` (npm test does) before these tests');
   const dir = mkdtempSync(join(tmpdir(), 'custodian-vitest-'));
   const output = join(dir, 'report.json');
   try {
     await new Promise<void>((resolve) => {
       execFile(
         process.execPath,
-        [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--config', join(fixtures, 'vitest.config.ts'), '--reporter=json', `--outputFile=${output}`],
+        [
+          join(root, 'node_modules/vitest/vitest.mjs'),
+          'run',
+          '--config',
+          join(fixtures, 'vitest.config.ts'),
+          '--reporter=json',
+          `--outputFile=${output}`,
+        ],
         { cwd: root, env: { ...process.env, CI: 'true', FORCE_COLOR: '0' }, timeout: 120_000 },
         () => resolve(), // it exits 1: fixtures fail on purpose
       );
@@ -75,8 +83,12 @@ describe('a leaky test fails, naming the line that leaked', () => {
     expect(r.status).toBe('failed');
     const message = failure('leaky.fixture.ts', 'leaks a connection and a scope');
     expect(message).toMatch(/^LeakCheckError: This test left 2 resources behind \(custodian waited 10\d\d ms/);
-    expect(message).toMatch(new RegExp(`lease +db connection \\(orders\\) +${marked('leaky.fixture.ts', 'connection')}\\d+ +held \\d+ ms +unscoped`));
-    expect(message).toMatch(new RegExp(`scope +scope "import job" \\(#\\d+\\) +${marked('leaky.fixture.ts', 'scope')}\\d+ +open \\d+ ms +holding 1 lease:`));
+    expect(message).toMatch(
+      new RegExp(`lease +db connection \\(orders\\) +${marked('leaky.fixture.ts', 'connection')}\\d+ +held \\d+ ms +unscoped`),
+    );
+    expect(message).toMatch(
+      new RegExp(`scope +scope "import job" \\(#\\d+\\) +${marked('leaky.fixture.ts', 'scope')}\\d+ +open \\d+ ms +holding 1 lease:`),
+    );
     expect(message).toMatch(new RegExp(`\\n {4}lease +cache connection +${marked('leaky.fixture.ts', 'held')}\\d+ +held \\d+ ms`));
     // A stack frame at the leaking line, so that vitest prints that line's code.
     expect(message).toContain(`at ${join(root, marked('leaky.fixture.ts', 'connection'))}`);
@@ -85,7 +97,11 @@ describe('a leaky test fails, naming the line that leaked', () => {
   test('a lease the scope had to reclaim counts, without waiting', () => {
     const message = failure('leaky.fixture.ts', 'reclaimed by withScope: forgot to release inside a scope');
     expect(message).toMatch(/^LeakCheckError: This test left 1 resource behind:/);
-    expect(message).toMatch(new RegExp(`reclaimed +db connection +${marked('leaky.fixture.ts', 'reclaimed')}\\d+ +held \\d+ ms +scope "GET /orders" \\(#\\d+\\) closed while it was still held; custodian released it`));
+    expect(message).toMatch(
+      new RegExp(
+        `reclaimed +db connection +${marked('leaky.fixture.ts', 'reclaimed')}\\d+ +held \\d+ ms +scope "GET /orders" \\(#\\d+\\) closed while it was still held; custodian released it`,
+      ),
+    );
   });
 
   test('allowLeaks(rules) lets through only what matches', () => {
@@ -95,8 +111,12 @@ describe('a leaky test fails, naming the line that leaked', () => {
   });
 
   test('a test that fails on its own reports only its own error', () => {
-    expect(failure('leaky.fixture.ts', 'fails on its own: only its own error is reported, not what it left')).toMatch(/^Error: the assertion that failed/);
-    expect(result('leaky.fixture.ts', 'fails on its own: only its own error is reported, not what it left').failureMessages).toHaveLength(1);
+    expect(failure('leaky.fixture.ts', 'fails on its own: only its own error is reported, not what it left')).toMatch(
+      /^Error: the assertion that failed/,
+    );
+    expect(result('leaky.fixture.ts', 'fails on its own: only its own error is reported, not what it left').failureMessages).toHaveLength(
+      1,
+    );
   });
 
   test('its fixed twin passes', () => {
@@ -121,7 +141,9 @@ describe('stragglers: the check waits before deciding', () => {
   });
 
   test('a release after the wait (1000 ms by default) fails', () => {
-    expect(failure('late.fixture.ts', 'releases after 3 s: too late for the default 1000 ms wait')).toContain(marked('late.fixture.ts', 'too-late'));
+    expect(failure('late.fixture.ts', 'releases after 3 s: too late for the default 1000 ms wait')).toContain(
+      marked('late.fixture.ts', 'too-late'),
+    );
   });
 });
 
@@ -164,7 +186,9 @@ describe('attribution', () => {
 
   test('hooks: beforeEach/afterEach pairs pass; what beforeAll leaves is reported for the file', () => {
     expect(file('hooks.fixture.ts').assertionResults.map((t) => t.status)).toEqual(['passed', 'passed']);
-    expect(file('hooks.fixture.ts').message).toMatch(/^This file left \(in its beforeAll\/afterAll hooks, or in tests after they ended\) 1 resource behind/);
+    expect(file('hooks.fixture.ts').message).toMatch(
+      /^This file left \(in its beforeAll\/afterAll hooks, or in tests after they ended\) 1 resource behind/,
+    );
     expect(file('hooks.fixture.ts').message).toContain(marked('hooks.fixture.ts', 'beforeAll'));
     expect(file('hooks.fixture.ts').message).toContain('What beforeAll acquires, release in afterAll');
     expect(file('hooks.fixture.ts').message).not.toContain('allowLeaks()');
@@ -177,8 +201,12 @@ test('expectNoHeapGrowth() in a process started without --expose-gc measures, an
 
 describe('the optional handle check', () => {
   test('an interval and a listening server left running fail, with the line that started them', () => {
-    expect(failure('handles.fixture.ts', 'leaves an interval running')).toMatch(new RegExp(`handle +interval +${marked('handles.fixture.ts', 'interval')}`));
-    expect(failure('handles.fixture.ts', 'leaves a server listening')).toMatch(new RegExp(`handle +server +${marked('handles.fixture.ts', 'server')}`));
+    expect(failure('handles.fixture.ts', 'leaves an interval running')).toMatch(
+      new RegExp(`handle +interval +${marked('handles.fixture.ts', 'interval')}`),
+    );
+    expect(failure('handles.fixture.ts', 'leaves a server listening')).toMatch(
+      new RegExp(`handle +server +${marked('handles.fixture.ts', 'server')}`),
+    );
   });
 
   test('what the test cleared, and unref’d timers, pass', () => {

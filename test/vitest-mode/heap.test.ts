@@ -90,7 +90,9 @@ describe('a function that keeps something on every call fails', () => {
     expect(growth.samples).toHaveLength(8);
     expect(growth.growingSites).toEqual([]);
     expect(error.name).toBe('HeapGrowthError');
-    expect(error.message).toMatch(/^The heap grew by \d+ B per call over 2000 calls \(after GC: [\d.]+ MB at the start, [\d.]+ MB at the end\); the limit is 64 B per call\./);
+    expect(error.message).toMatch(
+      /^The heap grew by \d+ B per call over 2000 calls \(after GC: [\d.]+ MB at the start, [\d.]+ MB at the end\); the limit is 64 B per call\./,
+    );
     expect(error.message).toContain(`grew by ${Math.round(growth.bytesPerIteration)} B per call`);
     expect(error.message).toContain('No lease custodian knows of grew');
     kept.length = 0;
@@ -133,11 +135,23 @@ describe('bad input throws a TypeError naming the option', () => {
     ['iterations 0', { iterations: 0 }, /^expectNoHeapGrowth\(\): option 'iterations' must be a whole number above 0, got 0/],
     ['iterations 1.5', { iterations: 1.5 }, /^expectNoHeapGrowth\(\): option 'iterations'/],
     ['samples 3', { samples: 3 }, /^expectNoHeapGrowth\(\): option 'samples' must be a whole number from 4, got 3/],
-    ['maxBytesPerIteration -1', { maxBytesPerIteration: -1 }, /^expectNoHeapGrowth\(\): option 'maxBytesPerIteration' must be a number of bytes, 0 or more, got -1/],
+    [
+      'maxBytesPerIteration -1',
+      { maxBytesPerIteration: -1 },
+      /^expectNoHeapGrowth\(\): option 'maxBytesPerIteration' must be a number of bytes, 0 or more, got -1/,
+    ],
     ['maxBytesPerIteration NaN', { maxBytesPerIteration: Number.NaN }, /^expectNoHeapGrowth\(\): option 'maxBytesPerIteration'/],
     ['warmup -1', { warmup: -1 }, /^expectNoHeapGrowth\(\): option 'warmup'/],
-    ['an unknown option', { iteration: 10 }, /^expectNoHeapGrowth\(\): unknown option 'iteration'; known options are iterations, warmup, maxBytesPerIteration, samples/],
-    ['fewer iterations than samples - 1', { iterations: 3, samples: 8 }, /^expectNoHeapGrowth\(\): option 'iterations' must be at least samples - 1 \(7\), got 3/],
+    [
+      'an unknown option',
+      { iteration: 10 },
+      /^expectNoHeapGrowth\(\): unknown option 'iteration'; known options are iterations, warmup, maxBytesPerIteration, samples/,
+    ],
+    [
+      'fewer iterations than samples - 1',
+      { iterations: 3, samples: 8 },
+      /^expectNoHeapGrowth\(\): option 'iterations' must be at least samples - 1 \(7\), got 3/,
+    ],
     ['options not an object', 'fast', /^expectNoHeapGrowth\(\): options must be an object/],
   ];
 

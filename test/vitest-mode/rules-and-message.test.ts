@@ -115,15 +115,27 @@ describe('checkRules()', () => {
 
   const bad: [string, unknown, string | RegExp][] = [
     ['not an object', 'test/', "f(): rules must be an object like { sites: ['test/helpers.ts'], kinds: ['timer'] }, got \"test/\""],
-    ['null', null, 'f(): rules must be an object like { sites: [\'test/helpers.ts\'], kinds: [\'timer\'] }, got null'],
+    ['null', null, "f(): rules must be an object like { sites: ['test/helpers.ts'], kinds: ['timer'] }, got null"],
     ['an array', ['test/'], /^f\(\): rules must be an object like \{ sites: \['test\/helpers\.ts'\], kinds: \['timer'\] \}, got /],
     ['an unknown key', { site: ['a'] }, "f(): unknown option 'site'; known options are sites, kinds"],
-    ['sites a string', { sites: 'x' }, "f(): option 'sites' must be an array of non-empty strings or RegExps, got \"x\""],
-    ['sites with a number', { sites: ['a', 5] }, "f(): option 'sites' must be an array of non-empty strings or RegExps, got an array containing 5"],
-    ['sites with an empty string', { sites: [''] }, "f(): option 'sites' must be an array of non-empty strings or RegExps, got an array containing \"\""],
+    ['sites a string', { sites: 'x' }, 'f(): option \'sites\' must be an array of non-empty strings or RegExps, got "x"'],
+    [
+      'sites with a number',
+      { sites: ['a', 5] },
+      "f(): option 'sites' must be an array of non-empty strings or RegExps, got an array containing 5",
+    ],
+    [
+      'sites with an empty string',
+      { sites: [''] },
+      'f(): option \'sites\' must be an array of non-empty strings or RegExps, got an array containing ""',
+    ],
     ['kinds with a number', { kinds: [1] }, "f(): option 'kinds' must be an array of non-empty strings, got an array containing 1"],
-    ['kinds with a RegExp', { kinds: [/timer/] }, "f(): option 'kinds' must be an array of non-empty strings, got an array containing a RegExp"],
-    ['kinds a string', { kinds: 'timer' }, "f(): option 'kinds' must be an array of non-empty strings, got \"timer\""],
+    [
+      'kinds with a RegExp',
+      { kinds: [/timer/] },
+      "f(): option 'kinds' must be an array of non-empty strings, got an array containing a RegExp",
+    ],
+    ['kinds a string', { kinds: 'timer' }, 'f(): option \'kinds\' must be an array of non-empty strings, got "timer"'],
   ];
   it.each(bad)('%s: a TypeError naming the option', (_name, rules, message) => {
     expect(() => checkRules('f()', rules)).toThrow(TypeError);
@@ -145,7 +157,10 @@ const lease = (over: Partial<FoundLeak> = {}): FoundLeak => ({
 
 describe('leakLines()', () => {
   it('one line per leftover, in aligned columns: type, what, site, how long, notes', () => {
-    const lines = leakLines([lease(), lease({ kind: 'cache', label: undefined, site: 'src/cache/redis.ts:7:3', heldMs: 3, detail: undefined })]);
+    const lines = leakLines([
+      lease(),
+      lease({ kind: 'cache', label: undefined, site: 'src/cache/redis.ts:7:3', heldMs: 3, detail: undefined }),
+    ]);
     expect(lines).toEqual([
       '  lease  db connection (orders)  src/db.ts:10:5          held 12 ms  unscoped',
       '  lease  cache                   src/cache/redis.ts:7:3  held 3 ms',
@@ -170,8 +185,12 @@ describe('leakLines()', () => {
       lease({ type: 'reclaimed', detail: `scope #${id} (opened at src/a.ts:1:1) closed while it was still held; custodian released it` });
     const lines = leakLines([reclaimed(1), reclaimed(2), reclaimed(300)]);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^ {2}3× reclaimed +db connection \(orders\) +src\/db\.ts:10:5 +up to held 12 ms +scope #1 \(opened at src\/a\.ts:1:1\) closed while it was still held; custodian released it$/);
-    const collected = leakLines([lease({ type: 'reclaimed', detail: 'its lease was garbage-collected unreleased; custodian released it' })]);
+    expect(lines[0]).toMatch(
+      /^ {2}3× reclaimed +db connection \(orders\) +src\/db\.ts:10:5 +up to held 12 ms +scope #1 \(opened at src\/a\.ts:1:1\) closed while it was still held; custodian released it$/,
+    );
+    const collected = leakLines([
+      lease({ type: 'reclaimed', detail: 'its lease was garbage-collected unreleased; custodian released it' }),
+    ]);
     expect(collected[0]).toContain('its lease was garbage-collected unreleased; custodian released it');
   });
 
@@ -193,7 +212,10 @@ describe('leakLines()', () => {
       heldMs: 40,
       detail: 'scope "import job" (#7)',
       test: undefined,
-      holds: [lease({ detail: undefined, site: 'src/jobs.ts:5:9' }), lease({ detail: undefined, kind: 'file', label: 'a.csv', site: 'src/jobs.ts:6:9' })],
+      holds: [
+        lease({ detail: undefined, site: 'src/jobs.ts:5:9' }),
+        lease({ detail: undefined, kind: 'file', label: 'a.csv', site: 'src/jobs.ts:6:9' }),
+      ],
     };
     const lines = leakLines([scope, lease()]);
     expect(lines).toHaveLength(4);
@@ -204,13 +226,33 @@ describe('leakLines()', () => {
   });
 
   it('a scope holding nothing: "open", no note', () => {
-    const lines = leakLines([{ type: 'scope', kind: 'scope', label: undefined, site: 'src/a.ts:1:1', heldMs: 5, detail: 'scope #3 (opened at src/a.ts:1:1)', test: undefined, holds: [] }]);
+    const lines = leakLines([
+      {
+        type: 'scope',
+        kind: 'scope',
+        label: undefined,
+        site: 'src/a.ts:1:1',
+        heldMs: 5,
+        detail: 'scope #3 (opened at src/a.ts:1:1)',
+        test: undefined,
+        holds: [],
+      },
+    ]);
     expect(lines).toEqual(['  scope  scope #3 (opened at src/a.ts:1:1)  src/a.ts:1:1  open 5 ms']);
   });
 
   it('a handle is "running"; a leftover of an ended test names it; a missing site says why', () => {
     const lines = leakLines([
-      { type: 'handle', kind: 'interval', label: undefined, site: undefined, heldMs: 7, detail: 'created in ioredis/built/Redis.js:12', test: undefined, holds: [] },
+      {
+        type: 'handle',
+        kind: 'interval',
+        label: undefined,
+        site: undefined,
+        heldMs: 7,
+        detail: 'created in ioredis/built/Redis.js:12',
+        test: undefined,
+        holds: [],
+      },
       lease({ test: 'suite > a test', detail: undefined }),
     ]);
     expect(lines[0]).toMatch(/^ {2}handle +interval +\(site unknown: .*\) +running 7 ms +created in ioredis\/built\/Redis\.js:12$/);
@@ -234,13 +276,17 @@ describe('leakMessage()', () => {
 
   it('one resource, no wait: singular, and no "waited"', () => {
     expect(leakMessage('function', [lease()], 0.4).split('\n')[0]).toBe('The function left 1 resource behind:');
-    expect(leakMessage('function', [lease()], 10).split('\n')[0]).toBe('The function left 1 resource behind (custodian waited 10 ms for it to be released):');
+    expect(leakMessage('function', [lease()], 10).split('\n')[0]).toBe(
+      'The function left 1 resource behind (custodian waited 10 ms for it to be released):',
+    );
     expect(leakMessage('function', [lease()], 0)).toContain('pass expectNoLeaks(fn, { ignore: { sites: [...] } }).');
   });
 
   it('for a file; with no site the hint names kinds', () => {
     const message = leakMessage('file', [lease({ site: undefined })], 0);
-    expect(message.split('\n')[0]).toBe('This file left (in its beforeAll/afterAll hooks, or in tests after they ended) 1 resource behind:');
+    expect(message.split('\n')[0]).toBe(
+      'This file left (in its beforeAll/afterAll hooks, or in tests after they ended) 1 resource behind:',
+    );
     expect(message).toContain("ignoreLeaks({ kinds: ['<kind>'] })");
   });
 
@@ -252,7 +298,13 @@ describe('leakMessage()', () => {
   });
 
   it('a reclaimed leak shows what happened to it', () => {
-    const message = leakMessage('function', [lease({ type: 'reclaimed', detail: 'pool "db" closed with it still borrowed; the pool destroyed it' })], 0);
-    expect(message).toMatch(/reclaimed +db connection \(orders\) +src\/db\.ts:10:5 +held 12 ms +pool "db" closed with it still borrowed; the pool destroyed it/);
+    const message = leakMessage(
+      'function',
+      [lease({ type: 'reclaimed', detail: 'pool "db" closed with it still borrowed; the pool destroyed it' })],
+      0,
+    );
+    expect(message).toMatch(
+      /reclaimed +db connection \(orders\) +src\/db\.ts:10:5 +held 12 ms +pool "db" closed with it still borrowed; the pool destroyed it/,
+    );
   });
 });
