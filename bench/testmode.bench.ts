@@ -15,7 +15,7 @@ import { expectNoLeaks } from '../adapters/vitest/block.js';
 import { useHandleTracking } from '../adapters/vitest/handles.js';
 import { acquiringRun, Run, runs } from '../adapters/vitest/runs.js';
 import { withScope } from '../src/index.js';
-import { origins } from '../src/origin.js';
+import { origins } from '../src/report/origin.js';
 import { compareRow, median, measure, type MeasureOptions, type Row } from './harness.js';
 
 const sink = { count: 0 };

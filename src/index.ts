@@ -2,13 +2,13 @@
  * custodian: every resource a task acquires is released when the task ends, and every resource
  * the code forgot to release is reported with the line that acquired it.
  */
-export { withScope, currentScope, openScope, track } from './context.js';
-export { Scope, type ScopeOptions, type ScopeState } from './scope.js';
-export { channels, LEAK_CHANNEL } from './channels.js';
-export { Lease, type TrackOptions } from './lease.js';
-export { createPool, Pool, type PoolStats, type PoolDestroyReason } from './pool.js';
-export type { PoolFactory, PoolOptions, AcquireOptions, PoolCloseOptions } from './pool-options.js';
-export { configure, getConfig, resetConfig, type Config, type Settings, type LeakPolicy, type SiteCapture } from './config.js';
+export { withScope, currentScope, openScope, track } from './scope/context.js';
+export { Scope, type ScopeOptions, type ScopeState } from './scope/scope.js';
+export { channels, LEAK_CHANNEL } from './report/channels.js';
+export { Lease, type TrackOptions } from './lease/lease.js';
+export { createPool, Pool, type PoolStats, type PoolDestroyReason } from './pool/pool.js';
+export type { PoolFactory, PoolOptions, AcquireOptions, PoolCloseOptions } from './pool/options.js';
+export { configure, getConfig, resetConfig, type Config, type Settings, type LeakPolicy, type SiteCapture } from './config/config.js';
 export {
   inspect,
   type Snapshot,
@@ -17,7 +17,7 @@ export {
   type PoolSnapshot,
   type AdapterSnapshot,
   type InspectOptions,
-} from './inspect.js';
+} from './report/inspect.js';
 export {
   CustodianError,
   LeakError,
@@ -33,5 +33,5 @@ export {
   getReleaseErrors,
   type SuppressedErrorLike,
 } from './errors.js';
-export { type LeakReport, type LeakReportType, type LeakedResource, type ScopeInfo } from './report.js';
-export type { GrowthSuspect } from './growth.js';
+export { type LeakReport, type LeakReportType, type LeakedResource, type ScopeInfo } from './report/report.js';
+export type { GrowthSuspect } from './registry/growth.js';

@@ -16,16 +16,16 @@
  */
 
 // Async context.
-export { runInRoot, storage } from './storage.js';
+export { runInRoot, storage } from './scope/storage.js';
 
 // Validation.
-export { describe, rules, validateOptions, type Rule } from './validate.js';
+export { describe, rules, validateOptions, type Rule } from './config/validate.js';
 
 // Promises.
-export { isPromiseLike, noop, RESOLVED } from './promises.js';
+export { isPromiseLike, noop, RESOLVED } from './util/promises.js';
 
 // Sites.
-export { boundaryOf, bundled, captureSite, formatSite, unknownSite, type Boundary, type RawSite } from './sites.js';
+export { boundaryOf, bundled, captureSite, formatSite, unknownSite, type Boundary, type RawSite } from './lease/sites.js';
 
 // Reports: their words, and those an adapter raises.
 export {
@@ -39,16 +39,16 @@ export {
   resetWarningThrottle,
   scopeTitle,
   siteText,
-} from './report.js';
-export { describeLease } from './lease.js';
-export { settings } from './config.js';
+} from './report/report.js';
+export { describeLease } from './lease/lease.js';
+export { settings } from './config/config.js';
 
 // Test mode: who acquired what, and what is alive.
-export { origins, subjects, type Originated } from './origin.js';
-export { leasesOf, liveLeases, openScopes, sweep, type WatchedLease, type WatchedScope } from './registry.js';
+export { origins, subjects, type Originated } from './report/origin.js';
+export { leasesOf, liveLeases, openScopes, sweep, type WatchedLease, type WatchedScope } from './registry/registry.js';
 
 // inspect() entries.
-export { showInInspect, type Inspectable } from './inspect.js';
+export { showInInspect, type Inspectable } from './report/inspect.js';
 
 // Memory.
 export { fullGc, heapAfterGc, memoryAfterGc, turn } from './measure/heap.js';

@@ -1,7 +1,7 @@
 /**
  * Charges leak reports to the runs that acquired what they are about. custodian publishes every
  * report on the `custodian:leak` channel; while test mode is on, the core maps each resource of a
- * report back to its lease, which records the run that acquired it (see src/origin.ts).
+ * report back to its lease, which records the run that acquired it (see src/report/origin.ts).
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { LEAK_CHANNEL, type LeakReport, type LeakedResource } from '../../src/index.js';

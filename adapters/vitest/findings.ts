@@ -75,7 +75,7 @@ function outstanding(owns: Owns, accounted: WeakSet<object>, now: number, out: F
     if (holds === undefined && run !== undefined) {
       const info = scope.info();
       const leases: FoundLeak[] = [];
-      // Its t0 comes from a coarse clock (src/registry.ts); the run's start bounds the age.
+      // Its t0 comes from a coarse clock (src/registry/registry.ts); the run's start bounds the age.
       const ageMs = Math.min(now - scope.t0, now - run.startedAt);
       out.push({
         leak: {

@@ -2,7 +2,7 @@
  * Who is charged for a leak. Each try of a test, each test file and each `expectNoLeaks()` call is
  * a Run. This module's AsyncLocalStorage carries the current Run through everything the run starts
  * (callbacks, timers, promises), and custodian's core records it on every lease and scope acquired
- * (see src/origin.ts). So with `test.concurrent` each test is charged for exactly what it acquired.
+ * (see src/report/origin.ts). So with `test.concurrent` each test is charged for exactly what it acquired.
  *
  * This is a second AsyncLocalStorage beside the core's one, which makes every `await` a little
  * dearer; it only exists in test processes that load custodian/vitest (docs/testing.md#cost).

@@ -20,12 +20,12 @@
  * generic-pool for next.
  */
 import { channel } from 'node:diagnostics_channel';
-import { channels } from './channels.js';
-import { settings } from './config.js';
-import { PoolClosedError, PoolCreateError, PoolFullError, PoolTimeoutError, ScopeClosedError, withoutStack } from './errors.js';
+import { channels } from '../report/channels.js';
+import { settings } from '../config/config.js';
+import { PoolClosedError, PoolCreateError, PoolFullError, PoolTimeoutError, ScopeClosedError, withoutStack } from '../errors.js';
 import { createGenericPool, type Evictor, type GenericPool, type PooledResource } from './generic-pool.js';
-import { HELD, LeaseState, openLease, type Lease, type PoolRef } from './lease.js';
-import { push, remove, type List, type Node } from './list.js';
+import { HELD, LeaseState, openLease, type Lease, type PoolRef } from '../lease/lease.js';
+import { push, remove, type List, type Node } from '../registry/list.js';
 import {
   acquireRules,
   closeRules,
@@ -35,15 +35,15 @@ import {
   type PoolFactory,
   type PoolOptions,
   type ResolvedPoolOptions,
-} from './pool-options.js';
-import { Waiter, WaitQueue, type WaitOwner } from './pool-waiters.js';
-import { isPromiseLike, noop, RESOLVED } from './promises.js';
-import { checkHeldLease } from './registry.js';
-import { deliver, errorText, plural, resourceLines, scopeTitle, siteText, type LeakedResource } from './report.js';
-import type { Scope } from './scope.js';
-import { boundaryOf, captureSite, type RawSite } from './sites.js';
-import { runInRoot, storage } from './storage.js';
-import { describe, validateOptions } from './validate.js';
+} from './options.js';
+import { Waiter, WaitQueue, type WaitOwner } from './waiters.js';
+import { isPromiseLike, noop, RESOLVED } from '../util/promises.js';
+import { checkHeldLease } from '../registry/registry.js';
+import { deliver, errorText, plural, resourceLines, scopeTitle, siteText, type LeakedResource } from '../report/report.js';
+import type { Scope } from '../scope/scope.js';
+import { boundaryOf, captureSite, type RawSite } from '../lease/sites.js';
+import { runInRoot, storage } from '../scope/storage.js';
+import { describe, validateOptions } from '../config/validate.js';
 
 /** What `pool.stats()` returns. */
 export interface PoolStats {

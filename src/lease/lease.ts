@@ -6,15 +6,15 @@
  * handle the user holds. Keeping them apart lets a FinalizationRegistry notice when an unscoped
  * handle becomes garbage while its state still knows how to give the resource back.
  */
-import { settings, type LeakPolicy } from './config.js';
-import { LeaseReleasedError } from './errors.js';
-import { deliver, errorText, resourceName, siteText, type LeakedResource } from './report.js';
-import { addLease, removeLease, type WatchedEntry, type WatchedLease } from './registry.js';
-import type { Linked } from './chain.js';
-import { isPromiseLike, noop, RESOLVED } from './promises.js';
-import { currentOrigin, describes } from './origin.js';
+import { settings, type LeakPolicy } from '../config/config.js';
+import { LeaseReleasedError } from '../errors.js';
+import { deliver, errorText, resourceName, siteText, type LeakedResource } from '../report/report.js';
+import { addLease, removeLease, type WatchedEntry, type WatchedLease } from '../registry/registry.js';
+import type { Linked } from '../registry/chain.js';
+import { isPromiseLike, noop, RESOLVED } from '../util/promises.js';
+import { currentOrigin, describes } from '../report/origin.js';
 import { formatSite, type RawSite } from './sites.js';
-import { describe } from './validate.js';
+import { describe } from '../config/validate.js';
 
 /** How to give a tracked value back. */
 export interface TrackOptions<T> {

@@ -2,7 +2,7 @@
  * What `createPool` accepts: the factory (how to make, check, reset and get rid of a resource) and
  * the options, with their defaults and the checks that turn a bad one into a TypeError naming it.
  */
-import { describe, rules, validateOptions } from './validate.js';
+import { describe, rules, validateOptions } from '../config/validate.js';
 
 /** How a pool makes, checks, resets and gets rid of its resources. */
 export interface PoolFactory<T> {

@@ -3,11 +3,11 @@
  * `withScope` is the everyday entry point; `openScope` is for `await using` and for scopes whose
  * lifetime is not one function call.
  */
-import { createLease, type Lease, type TrackOptions } from './lease.js';
+import { createLease, type Lease, type TrackOptions } from '../lease/lease.js';
 import { createScope, type Scope, type ScopeOptions } from './scope.js';
-import { boundaryOf, captureSite } from './sites.js';
+import { boundaryOf, captureSite } from '../lease/sites.js';
 import { storage } from './storage.js';
-import { describe } from './validate.js';
+import { describe } from '../config/validate.js';
 
 /**
  * Runs `fn` in a new scope — a child of the current scope, or a root — and closes the scope when

@@ -6,8 +6,8 @@
 import { channel } from 'node:diagnostics_channel';
 import { inspect } from 'node:util';
 import { channels } from './channels.js';
-import { onConfigReset, settings, type LeakPolicy } from './config.js';
-import { unknownSite } from './sites.js';
+import { onConfigReset, settings, type LeakPolicy } from '../config/config.js';
+import { unknownSite } from '../lease/sites.js';
 
 /** One resource named in a report. */
 export interface LeakedResource {

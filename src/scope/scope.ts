@@ -8,15 +8,15 @@
  * no promise is created for work that has none.
  */
 import { channel } from 'node:diagnostics_channel';
-import { channels } from './channels.js';
-import { policyRule, settings, type LeakPolicy } from './config.js';
-import { attachReleaseErrors, foldErrors, LeakError, ScopeClosedError, ScopeTimeoutError, withoutStack } from './errors.js';
-import { createLease, type Lease, type LeaseState, type Owner, type TrackOptions } from './lease.js';
-import { push, remove, type List, type Node } from './list.js';
-import { currentOrigin, describes } from './origin.js';
-import { Finalizer } from './finalizer.js';
-import { addScope, coarseNow, removeScope, type WatchedEntry, type WatchedScope } from './registry.js';
-import type { Linked } from './chain.js';
+import { channels } from '../report/channels.js';
+import { policyRule, settings, type LeakPolicy } from '../config/config.js';
+import { attachReleaseErrors, foldErrors, LeakError, ScopeClosedError, ScopeTimeoutError, withoutStack } from '../errors.js';
+import { createLease, type Lease, type LeaseState, type Owner, type TrackOptions } from '../lease/lease.js';
+import { push, remove, type List, type Node } from '../registry/list.js';
+import { currentOrigin, describes } from '../report/origin.js';
+import { Finalizer } from './cleanup.js';
+import { addScope, coarseNow, removeScope, type WatchedEntry, type WatchedScope } from '../registry/registry.js';
+import type { Linked } from '../registry/chain.js';
 import { unwatchSignal, watchSignal } from './signals.js';
 import {
   deliver,
@@ -30,11 +30,11 @@ import {
   warnReleaseErrors,
   type LeakedResource,
   type ScopeInfo,
-} from './report.js';
-import { isPromiseLike, noop, RESOLVED } from './promises.js';
-import { boundaryOf, captureSite, formatSite, type RawSite } from './sites.js';
+} from '../report/report.js';
+import { isPromiseLike, noop, RESOLVED } from '../util/promises.js';
+import { boundaryOf, captureSite, formatSite, type RawSite } from '../lease/sites.js';
 import { storage } from './storage.js';
-import { describe, rules, validateOptions } from './validate.js';
+import { describe, rules, validateOptions } from '../config/validate.js';
 
 /** Options of `withScope`, `openScope` and `scope.fork`. */
 export interface ScopeOptions {

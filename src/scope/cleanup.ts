@@ -1,6 +1,6 @@
 /** A cleanup a scope owns that is not a lease: what `defer`, `adopt` and `use` register. */
-import type { WatchedEntry } from './registry.js';
-import type { LeakedResource } from './report.js';
+import type { WatchedEntry } from '../registry/registry.js';
+import type { LeakedResource } from '../report/report.js';
 
 /** A cleanup owned by a scope: `defer(fn)`, `adopt(value, release)` or `use(disposable)`. */
 export class Finalizer implements WatchedEntry {

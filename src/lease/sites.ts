@@ -8,7 +8,7 @@
  */
 import { isAbsolute, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { settings } from './config.js';
+import { settings } from '../config/config.js';
 
 /** A captured stack, and its first user frame once formatted (`null`: formatted, none found). */
 export interface RawSite {

@@ -15,13 +15,22 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import { Chain, type Cursor, type Linked } from './chain.js';
-import { channels } from './channels.js';
-import { onConfigReset, onSettingsChange, settings, type LeakPolicy } from './config.js';
+import { channels } from '../report/channels.js';
+import { onConfigReset, onSettingsChange, settings, type LeakPolicy } from '../config/config.js';
 import { GrowthTracker, type SiteCount } from './growth.js';
 import { newestFirst, type List, type Node } from './list.js';
-import type { Originated } from './origin.js';
-import { deliver, plural, resourceLines, resourceName, scopeTitle, siteText, type LeakedResource, type ScopeInfo } from './report.js';
-import { formatSite, type RawSite } from './sites.js';
+import type { Originated } from '../report/origin.js';
+import {
+  deliver,
+  plural,
+  resourceLines,
+  resourceName,
+  scopeTitle,
+  siteText,
+  type LeakedResource,
+  type ScopeInfo,
+} from '../report/report.js';
+import { formatSite, type RawSite } from '../lease/sites.js';
 
 /** What the registry needs of a resource entry in a scope. */
 export interface WatchedEntry extends Node {

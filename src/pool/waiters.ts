@@ -6,10 +6,10 @@
  * waits instead of being cleared, so a busy pool does not pay a setTimeout per acquire. An acquire
  * with its own `timeout` gets its own timer.
  */
-import type { Node } from './list.js';
-import type { Scope, ScopeWaiter } from './scope.js';
-import type { RawSite } from './sites.js';
-import { runInRoot } from './storage.js';
+import type { Node } from '../registry/list.js';
+import type { Scope, ScopeWaiter } from '../scope/scope.js';
+import type { RawSite } from '../lease/sites.js';
+import { runInRoot } from '../scope/storage.js';
 
 /** What the queue tells the pool. */
 export interface WaitOwner<L> {

@@ -2,7 +2,7 @@
  * Process-wide settings. Read on hot paths through the exported `settings` object (a plain object
  * whose fields are replaced in place), so reading one costs a property load.
  */
-import type { LeakReport } from './report.js';
+import type { LeakReport } from '../report/report.js';
 import { rules, validateOptions } from './validate.js';
 
 /** What to do when code leaves a lease unreleased at scope end. */

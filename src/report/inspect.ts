@@ -2,13 +2,13 @@
  * `inspect()`: a JSON-serialisable snapshot of what is alive now — open scopes, outstanding leases
  * grouped by acquisition site, and growth suspects. For a debug endpoint or a heap-growth alert.
  */
-import { settings } from './config.js';
-import type { GrowthSuspect } from './growth.js';
-import { growth, leases, leasesOf, scopes, unscopedLeases } from './registry.js';
-import type { Scope, ScopeState } from './scope.js';
-import { openPools, type PoolStats } from './pool.js';
-import { formatSite } from './sites.js';
-import { rules, validateOptions } from './validate.js';
+import { settings } from '../config/config.js';
+import type { GrowthSuspect } from '../registry/growth.js';
+import { growth, leases, leasesOf, scopes, unscopedLeases } from '../registry/registry.js';
+import type { Scope, ScopeState } from '../scope/scope.js';
+import { openPools, type PoolStats } from '../pool/pool.js';
+import { formatSite } from '../lease/sites.js';
+import { rules, validateOptions } from '../config/validate.js';
 
 const optionRules = { maxScopes: rules.count, maxLeases: rules.count };
 
