@@ -20,7 +20,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { channels, configure, openScope, resetConfig, type Scope } from '../src/index.js';
-import { sweep } from '../src/registry/registry.js';
+import { sweep } from '../src/registry/sweep.js';
 import type { Row } from './harness.js';
 
 const TOTAL = 100_000;

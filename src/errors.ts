@@ -3,7 +3,7 @@
  * (`ERR_CUSTODIAN_*`), so that callers can catch them all, and branch on the code without
  * `instanceof` (which breaks across duplicated installs of the package).
  */
-import type { LeakReport } from './report/report.js';
+import type { LeakReport } from './report/types.js';
 
 /**
  * The base class of every error custodian and its adapters throw: `err instanceof CustodianError`

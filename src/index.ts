@@ -1,25 +1,45 @@
 /**
  * custodian: every resource a task acquires is released when the task ends, and every resource
  * the code forgot to release is reported with the line that acquired it.
+ *
+ * This module is the whole public surface. Scopes, leases and pools are handed out by the
+ * functions below and held through their interfaces; none of them can be constructed directly.
  */
-export { withScope, currentScope, openScope, track } from './scope/context.js';
-export { Scope, type ScopeOptions, type ScopeState } from './scope/scope.js';
-export { channels, LEAK_CHANNEL } from './report/channels.js';
-export { Lease, type TrackOptions } from './lease/lease.js';
-export { createPool, Pool, type PoolStats, type PoolDestroyReason } from './pool/pool.js';
-export type { PoolFactory, PoolOptions, AcquireOptions, PoolCloseOptions } from './pool/options.js';
-export { configure, getConfig, resetConfig, type Config, type Settings, type LeakPolicy, type SiteCapture } from './config/config.js';
+
+// Scopes and the current scope.
+export { currentScope, openScope, track, withScope } from './scope/context.js';
+export type { Scope, ScopeOptions, ScopeState } from './scope/scope.js';
+
+// Leases.
+export type { Lease, TrackOptions } from './lease/lease.js';
+
+// Pools.
+export { createPool } from './pool/create-pool.js';
+export type { Pool, PoolDestroyReason, PoolStats } from './pool/pool.js';
+export type { AcquireOptions, PoolCloseOptions, PoolFactory, PoolOptions } from './pool/options.js';
+
+// Settings.
+export { configure, getConfig, resetConfig, type Config, type LeakPolicy, type Settings, type SiteCapture } from './config/config.js';
+
+// Looking inside.
 export {
   inspect,
-  type Snapshot,
-  type ScopeSnapshot,
-  type SiteSnapshot,
-  type PoolSnapshot,
   type AdapterSnapshot,
   type InspectOptions,
-} from './report/inspect.js';
+  type PoolSnapshot,
+  type ScopeSnapshot,
+  type SiteSnapshot,
+  type Snapshot,
+} from './registry/inspect.js';
+export type { GrowthSuspect } from './registry/growth.js';
+export { channels, LEAK_CHANNEL } from './report/channels.js';
+export type { LeakedResource, LeakReport, LeakReportType, ScopeInfo } from './report/types.js';
+
+// Errors.
 export {
   CustodianError,
+  flattenSuppressed,
+  getReleaseErrors,
   LeakError,
   LeaseReleasedError,
   PoolClosedError,
@@ -29,9 +49,5 @@ export {
   ScopeClosedError,
   ScopeTimeoutError,
   SuppressedError,
-  flattenSuppressed,
-  getReleaseErrors,
   type SuppressedErrorLike,
 } from './errors.js';
-export { type LeakReport, type LeakReportType, type LeakedResource, type ScopeInfo } from './report/report.js';
-export type { GrowthSuspect } from './registry/growth.js';

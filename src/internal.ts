@@ -9,9 +9,10 @@
  *  - the async context: the library's one AsyncLocalStorage and the root context, to open
  *    connections in (never in a request's);
  *  - option validation with the same error format as the core's;
+ *  - deadlines, stack frames and sites;
  *  - the words of reports (a title for a scope, a resource's name, a site, an error's text) and the
- *    reports an adapter can raise itself (`reportUnfinished`);
- *  - what test mode needs: the origin probe, the registry's walks;
+ *    reports and warnings an adapter raises itself (`reportUnfinished`, `warnRelease`);
+ *  - what test mode needs: the origin probe, the registry's walks, the sweep;
  *  - `inspect()` entries, and heap measurement.
  */
 
@@ -20,35 +21,41 @@ export { runInRoot, storage } from './scope/storage.js';
 
 // Validation.
 export { describe, rules, validateOptions, type Rule } from './config/validate.js';
+export { settings } from './config/config.js';
 
-// Promises.
+// Promises and deadlines.
 export { isPromiseLike, noop, RESOLVED } from './util/promises.js';
+export { Deadline, LATE, within } from './util/deadline.js';
 
-// Sites.
-export { boundaryOf, bundled, captureSite, formatSite, unknownSite, type Boundary, type RawSite } from './lease/sites.js';
+// Sites and stack frames.
+export {
+  boundaryOf,
+  bundled,
+  captureSite,
+  formatSite,
+  inNodeModules,
+  isOwnFile,
+  parseFrame,
+  parseSite,
+  relativeToCwd,
+  stackFrames,
+  type Boundary,
+  type Frame,
+  type RawSite,
+} from './report/sites.js';
 
 // Reports: their words, and those an adapter raises.
-export {
-  deliver,
-  errorText,
-  plural,
-  reportTitle,
-  reportUnfinished,
-  resourceLines,
-  resourceName,
-  resetWarningThrottle,
-  scopeTitle,
-  siteText,
-} from './report/report.js';
-export { describeLease } from './lease/lease.js';
-export { settings } from './config/config.js';
+export { deliver, reportUnfinished, resetWarningThrottle, warnRelease } from './report/deliver.js';
+export { errorText, plural, reportTitle, resourceLines, resourceName, scopeTitle, siteText, unknownSite } from './report/messages.js';
+export { describeLease } from './lease/lease-handle.js';
 
 // Test mode: who acquired what, and what is alive.
 export { origins, subjects, type Originated } from './report/origin.js';
-export { leasesOf, liveLeases, openScopes, sweep, type WatchedLease, type WatchedScope } from './registry/registry.js';
+export { leasesOf, liveLeases, openScopes, type WatchedLease, type WatchedScope } from './registry/registry.js';
+export { sweep } from './registry/sweep.js';
 
 // inspect() entries.
-export { showInInspect, type Inspectable } from './report/inspect.js';
+export { showInInspect, type Inspectable } from './registry/inspect.js';
 
 // Memory.
 export { fullGc, heapAfterGc, memoryAfterGc, turn } from './measure/heap.js';

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach } from 'vitest';
 import { allowLeaks } from '../adapters/vitest/index.js';
 import { configure, inspect, resetConfig, type Config, type LeakReport } from '../src/index.js';
-import { resetWarningThrottle } from '../src/report/report.js';
+import { resetWarningThrottle } from '../src/report/deliver.js';
 
 /** Number of runs for property tests: at least 1,000 under CI, fewer locally for speed. */
 export const PROPERTY_RUNS = process.env['CI'] ? 1000 : 200;

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { allowLeaks } from '../adapters/vitest/index.js';
 import { configure, createPool, openScope, track, withScope } from '../src/index.js';
-import { sweep } from '../src/registry/registry.js';
+import { sweep } from '../src/registry/sweep.js';
 import { sleep, useCleanCustodian } from './helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim', sites: 'sampled' });

@@ -7,7 +7,7 @@ import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { allowLeaks } from '../adapters/vitest/index.js';
 import { configure, currentScope, inspect, openScope, track, withScope, type Lease, type Scope } from '../src/index.js';
-import { sweep } from '../src/registry/registry.js';
+import { sweep } from '../src/registry/sweep.js';
 import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, never, collectGarbage, busyWait } from './helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });

@@ -7,7 +7,7 @@
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { configure, inspect, openScope, track, withScope, type Scope } from '../src/index.js';
-import { sweep } from '../src/registry/registry.js';
+import { sweep } from '../src/registry/sweep.js';
 import { allowLeaksInEveryTest, collectReports, openScopeCount, useCleanCustodian } from './helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });

@@ -50,7 +50,7 @@ export interface Finding {
 type Owns = (subject: Originated) => Run | undefined;
 
 function leaseLeak(lease: WatchedLease, now: number, scoped: boolean, test: string | undefined): FoundLeak {
-  const r = lease.describe(now);
+  const r = lease.leaked(now);
   return {
     type: 'lease',
     kind: r.kind,

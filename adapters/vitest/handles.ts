@@ -10,7 +10,8 @@
  * to whoever started the server.
  */
 import { createHook, type AsyncHook } from 'node:async_hooks';
-import { formatSite, type RawSite } from '../../src/internal.js';
+import { isAbsolute, sep } from 'node:path';
+import { formatSite, isOwnFile, relativeToCwd, stackFrames, type RawSite } from '../../src/internal.js';
 import { currentRun, type Run } from './runs.js';
 import { now } from './clock.js';
 
@@ -145,13 +146,10 @@ export function handlesOf(run: Run, at: number): LiveHandle[] {
  * ioredis client's socket, after a turn of the event loop) or by Node: name the first file frame.
  */
 function libraryFrame(raw: RawSite): string {
-  for (const line of (raw.stack ?? '').split('\n').slice(1)) {
-    const match = /^at (?:.*? \()?((?:file:\/\/)?\/[^()]*?):(\d+):\d+\)?$/.exec(line.trim());
-    if (match === null) continue;
-    const file = (match[1] ?? '').replace(/^file:\/\//, '');
-    if (file.includes('/adapters/vitest/')) continue;
-    const at = file.lastIndexOf('/node_modules/');
-    return `created in ${at === -1 ? file : file.slice(at + 1)}:${match[2]}`;
+  for (const frame of stackFrames(raw)) {
+    if (!isAbsolute(frame.file) || isOwnFile(frame.file)) continue;
+    const at = frame.file.lastIndexOf(`node_modules${sep}`);
+    return `created in ${at === -1 ? relativeToCwd(frame.file) : frame.file.slice(at)}:${frame.line}`;
   }
   return 'created by Node itself, with no frame of the test on its stack';
 }

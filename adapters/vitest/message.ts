@@ -3,7 +3,7 @@
  * acquired, for how long, and what to do about it.
  */
 import { isAbsolute, resolve } from 'node:path';
-import { plural, resourceName, unknownSite } from '../../src/internal.js';
+import { parseSite, plural, resourceName, unknownSite } from '../../src/internal.js';
 import type { FoundLeak } from './findings.js';
 
 function what(leak: FoundLeak): string {
@@ -127,10 +127,10 @@ export function siteFrames(leaks: readonly FoundLeak[]): string[] {
   const add = (leak: FoundLeak) => {
     if (leak.site !== undefined && !seen.has(leak.site)) {
       seen.add(leak.site);
-      const match = /^(.*):(\d+):(\d+)$/.exec(leak.site);
-      const file = match?.[1] ?? leak.site;
+      const frame = parseSite(leak.site);
+      const file = frame?.file ?? leak.site;
       const path = isAbsolute(file) ? file : resolve(process.cwd(), file);
-      frames.push(`    at ${path}:${match?.[2] ?? 0}:${match?.[3] ?? 0}`);
+      frames.push(`    at ${path}:${frame?.line ?? 0}:${frame?.column ?? 0}`);
     }
     for (const h of leak.holds) add(h);
   };

@@ -2,11 +2,10 @@
  * Process-wide settings. Read on hot paths through the exported `settings` object (a plain object
  * whose fields are replaced in place), so reading one costs a property load.
  */
-import type { LeakReport } from '../report/report.js';
+import type { LeakPolicy, LeakReport } from '../report/types.js';
 import { rules, validateOptions } from './validate.js';
 
-/** What to do when code leaves a lease unreleased at scope end. */
-export type LeakPolicy = 'reclaim' | 'warn' | 'throw';
+export type { LeakPolicy };
 
 /** When to record where resources and scopes were acquired. */
 export type SiteCapture = 'always' | 'sampled' | 'off';

@@ -29,7 +29,7 @@ export const turn = (): Promise<void> => new Promise<void>((resolve) => setImmed
 
 /**
  * `process.memoryUsage()` once the garbage is collected: a GC, a turn of the event loop (custodian's
- * GC backstop gives resources back there), and two more GCs; repeated `rounds` times, keeping the
+ * GC backstop gives resources back there), and another GC; repeated `rounds` times, keeping the
  * reading with the lowest heapUsed, so that one reading the process allocated into is not taken.
  */
 export async function memoryAfterGc(rounds = 1): Promise<NodeJS.MemoryUsage> {
@@ -38,7 +38,6 @@ export async function memoryAfterGc(rounds = 1): Promise<NodeJS.MemoryUsage> {
   for (let round = 0; round < rounds; round++) {
     collect();
     await turn();
-    collect();
     collect();
     const usage = process.memoryUsage();
     if (lowest === undefined || usage.heapUsed < lowest.heapUsed) lowest = usage;

@@ -7,8 +7,8 @@
  * with its own `timeout` gets its own timer.
  */
 import type { Node } from '../registry/list.js';
-import type { Scope, ScopeWaiter } from '../scope/scope.js';
-import type { RawSite } from '../lease/sites.js';
+import type { ScopeNode, ScopeWaiter } from '../scope/scope-node.js';
+import type { RawSite } from '../report/sites.js';
 import { runInRoot } from '../scope/storage.js';
 
 /** What the queue tells the pool. */
@@ -35,7 +35,7 @@ export class Waiter<L> implements ScopeWaiter {
   constructor(
     readonly owner: WaitOwner<L>,
     /** The scope the lease will belong to: the acquirer's, whoever releases the resource. */
-    readonly scope: Scope | undefined,
+    readonly scope: ScopeNode | undefined,
     readonly raw: RawSite | undefined,
     /** performance.now() when the acquire started. */
     readonly t0: number,

@@ -56,11 +56,17 @@ export class Chain<T extends Linked> {
     }
   }
 
-  /** A cursor before the oldest node. A chain keeps its cursors for good: make a few, once. */
+  /** A cursor before the oldest node. Every removal checks every cursor: keep a few, and drop those done with. */
   cursor(): Cursor<T> {
     const cursor = new Cursor<T>(this);
     this.#cursors.push(cursor);
     return cursor;
+  }
+
+  /** Forgets a cursor. */
+  dropCursor(cursor: Cursor<T>): void {
+    const i = this.#cursors.indexOf(cursor);
+    if (i !== -1) this.#cursors.splice(i, 1);
   }
 }
 

@@ -27,7 +27,7 @@ export function currentOrigin(): object | undefined {
 export const subjects = new WeakMap<object, Originated>();
 
 /** Records that `described` (part of a report) is about `subject`; returns `described`. */
-export function describes<T extends object>(described: T, subject: Originated): T {
+export function recordSubject<T extends object>(described: T, subject: Originated): T {
   if (subject.origin !== undefined) subjects.set(described, subject);
   return described;
 }

@@ -1,28 +1,48 @@
-/** A cleanup a scope owns that is not a lease: what `defer`, `adopt` and `use` register. */
+/**
+ * A cleanup a scope owns that is not a lease: what `defer`, `adopt` and `use` register. It is run
+ * once when the scope closes, in LIFO order with the scope's leases.
+ */
 import type { WatchedEntry } from '../registry/registry.js';
-import type { LeakedResource } from '../report/report.js';
+import type { LeakedResource } from '../report/types.js';
 
-/** A cleanup owned by a scope: `defer(fn)`, `adopt(value, release)` or `use(disposable)`. */
-export class Finalizer implements WatchedEntry {
+export class Cleanup implements WatchedEntry {
   prev: WatchedEntry | undefined = undefined;
   next: WatchedEntry | undefined = undefined;
   readonly isLease = false;
-  constructor(
-    readonly fn: (this: unknown, arg: unknown) => unknown,
-    readonly target: unknown,
-    readonly arg: unknown,
+
+  private constructor(
+    private readonly fn: (this: unknown, arg: unknown) => unknown,
+    private readonly self: unknown,
+    private readonly arg: unknown,
+    /** For reports: `deferred cleanup`, `adopted value`, or the disposable's class name. */
     readonly kind: string,
     readonly label: string | undefined,
     /** A synchronous [Symbol.dispose]: as with `using`, what it returns is ignored. */
-    readonly ignoreResult = false,
+    private readonly ignoreResult: boolean,
   ) {}
 
+  /** `scope.defer(fn)`: runs `fn()`. */
+  static defer(fn: () => unknown): Cleanup {
+    return new Cleanup(fn, undefined, undefined, 'deferred cleanup', fn.name || undefined, false);
+  }
+
+  /** `scope.adopt(value, release)`: runs `release(value)`. */
+  static adopt<T>(value: T, release: (value: T) => unknown): Cleanup {
+    return new Cleanup(release as (arg: unknown) => unknown, undefined, value, 'adopted value', release.name || undefined, false);
+  }
+
+  /** `scope.use(disposable)`: calls its `[Symbol.asyncDispose]` or `[Symbol.dispose]`. */
+  static use(disposable: object, dispose: (this: unknown) => unknown, isSync: boolean): Cleanup {
+    return new Cleanup(dispose, disposable, undefined, disposable.constructor?.name || 'disposable', undefined, isSync);
+  }
+
   run(): unknown {
-    const result = this.fn.call(this.target, this.arg);
+    const result = this.fn.call(this.self, this.arg);
     return this.ignoreResult ? undefined : result;
   }
 
-  describe(heldMs: number): LeakedResource {
+  /** What a report says of it (it records no site of its own); `heldMs`: how long it ran. */
+  leaked(heldMs: number): LeakedResource {
     return { kind: this.kind, label: this.label, site: undefined, heldMs };
   }
 }

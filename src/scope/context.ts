@@ -3,11 +3,14 @@
  * `withScope` is the everyday entry point; `openScope` is for `await using` and for scopes whose
  * lifetime is not one function call.
  */
-import { createLease, type Lease, type TrackOptions } from '../lease/lease.js';
-import { createScope, type Scope, type ScopeOptions } from './scope.js';
-import { boundaryOf, captureSite } from '../lease/sites.js';
-import { storage } from './storage.js';
 import { describe } from '../config/validate.js';
+import type { Lease, TrackOptions } from '../lease/lease.js';
+import { createLease } from '../lease/acquire.js';
+import { boundaryOf, captureSite } from '../report/sites.js';
+import type { Scope, ScopeOptions } from './scope.js';
+import { createScope, type ScopeNode } from './scope-node.js';
+import { storage } from './storage.js';
+import { runTask } from './task.js';
 
 /**
  * Runs `fn` in a new scope — a child of the current scope, or a root — and closes the scope when
@@ -34,13 +37,13 @@ import { describe } from '../config/validate.js';
  */
 export function withScope<R>(fn: (scope: Scope) => R, options?: ScopeOptions): Promise<Awaited<R>> {
   if (typeof fn !== 'function') return Promise.reject(new TypeError(`withScope(): fn must be a function, got ${describe(fn)}`));
-  let scope: Scope;
+  let scope: ScopeNode;
   try {
-    scope = createScope('withScope()', options, storage.getStore(), withScope);
+    scope = createScope('withScope()', options, current(), withScope);
   } catch (error) {
     return Promise.reject(error);
   }
-  return scope.runTask(fn);
+  return runTask(scope, fn);
 }
 
 /** The scope of the task running now, or `undefined` outside any scope. */
@@ -57,7 +60,7 @@ export function currentScope(): Scope | undefined {
  * scope.run(() => startConsuming());
  */
 export function openScope(options?: ScopeOptions): Scope {
-  return createScope('openScope()', options, storage.getStore(), openScope);
+  return createScope('openScope()', options, current(), openScope);
 }
 
 /**
@@ -66,7 +69,12 @@ export function openScope(options?: ScopeOptions): Scope {
  * its site is counted for growth detection.
  */
 export function track<T>(value: T, options: TrackOptions<T>): Lease<T> {
-  const scope = storage.getStore();
+  const scope = current();
   if (scope !== undefined) return scope.trackAt('track()', value, options, track);
   return createLease('track()', value, options, undefined, captureSite(boundaryOf(options, track)));
+}
+
+/** The current scope as custodian keeps it (every scope in the store is a ScopeNode). */
+function current(): ScopeNode | undefined {
+  return storage.getStore() as ScopeNode | undefined;
 }

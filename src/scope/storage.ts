@@ -7,10 +7,4 @@ import type { Scope } from './scope.js';
 
 export const storage = new AsyncLocalStorage<Scope>();
 
-/**
- * Runs a function in the async context this module was loaded in: no scope, and no other
- * AsyncLocalStorage's store either. The pool runs its factory functions and arms its timers here:
- * a connection created while serving request A must not carry A's context (custodian's scope, an
- * app's request id) in its socket callbacks for the rest of its life, nor keep A's stores alive.
- */
-export const runInRoot: <R>(fn: () => R) => R = AsyncLocalStorage.snapshot();
+export { runInRoot } from '../util/root.js';

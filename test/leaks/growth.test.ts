@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { configure, inspect, track, type Lease, type LeakReport } from '../../src/index.js';
 import { GrowthTracker, type SiteCount } from '../../src/registry/growth.js';
-import { sweep } from '../../src/registry/registry.js';
+import { sweep } from '../../src/registry/sweep.js';
 import { collectReports, collectWarnings, flush, useCleanCustodian, sitesIn, busyWait } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim', growthIntervalMs: 1, growthSamples: 3 });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { configure, inspect, openScope, track, type InspectOptions, type Lease } from '../../src/index.js';
-import { sweep } from '../../src/registry/registry.js';
+import { sweep } from '../../src/registry/sweep.js';
 import { sleep, useCleanCustodian, sitesIn, busyWait } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, inspect, openScope, track, withScope, type Lease, type LeakReport, type Scope } from '../../src/index.js';
-import { sweep } from '../../src/registry/registry.js';
+import { sweep } from '../../src/registry/sweep.js';
 import { allowLeaksInEveryTest, collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ leaks: 'reclaim' });

@@ -9,7 +9,7 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, openScope, type LeakReport } from '../../src/index.js';
-import { sweep } from '../../src/registry/registry.js';
+import { sweep } from '../../src/registry/sweep.js';
 import { allowLeaksInEveryTest, collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
 
 useCleanCustodian({ staleScopeMs: 50, leaks: 'reclaim' }); // STALE_MS

@@ -4,7 +4,7 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { configure, openScope, track, type LeakReport } from '../../src/index.js';
-import { sweep } from '../../src/registry/registry.js';
+import { sweep } from '../../src/registry/sweep.js';
 import { allowLeaks } from '../../adapters/vitest/index.js';
 import { collectReports, collectWarnings, flush, sleep, useCleanCustodian, sitesIn } from '../helpers.js';
 

@@ -125,3 +125,33 @@ export async function testMode(): Promise<number> {
   // @ts-expect-error the matcher takes options, not a string
   await expect(handler).not.toLeakResources('fast');
 }
+
+// What a user must not be able to write: scopes, leases and pools come only from withScope,
+// openScope, track and createPool, and their machinery is out of reach. Each line below must be a
+// type error (an unused @ts-expect-error fails the check).
+import { CustodianError } from 'custodian';
+
+export function misuse(scope: Scope, lease: Lease<number>, pool: Pool<number>): void {
+  // @ts-expect-error Scope is a type, not a class: no `new Scope()`
+  void new Scope();
+  // @ts-expect-error no `new Lease()` either
+  void new Lease<number>();
+  // @ts-expect-error nor `new Pool()`
+  void new Pool<number>();
+  // @ts-expect-error a scope's resources are not reachable
+  void scope.entries;
+  // @ts-expect-error nor its place in the tree of open scopes
+  void scope.tail;
+  // @ts-expect-error nor the sweep's bookkeeping
+  void scope.seenAt;
+  // @ts-expect-error nor a test's origin
+  void scope.origin;
+  // @ts-expect-error its id is read-only
+  scope.id = 1;
+  // @ts-expect-error a lease's state is private
+  void lease.state;
+  // @ts-expect-error a pool's engine is private
+  void pool.engine;
+  // @ts-expect-error CustodianError is the base of custodian's errors, not one to throw
+  void new CustodianError('x');
+}

@@ -21,15 +21,12 @@ describe('the published package', () => {
       [
         'CustodianError',
         'LEAK_CHANNEL',
-        'Lease',
         'LeaseReleasedError',
         'LeakError',
-        'Pool',
         'PoolClosedError',
         'PoolCreateError',
         'PoolFullError',
         'PoolTimeoutError',
-        'Scope',
         'ScopeClosedError',
         'ScopeTimeoutError',
         'SuppressedError',
@@ -85,11 +82,12 @@ describe('the published package', () => {
     expect(pkg['peerDependenciesMeta']).toEqual({ vitest: { optional: true } });
   });
 
-  it('publishes no internal member on its public classes', () => {
-    for (const file of ['scope.d.ts', 'lease.d.ts']) {
+  it('publishes scopes, leases and pools as interfaces, with no machinery and no constructor', () => {
+    for (const file of ['scope/scope.d.ts', 'lease/lease.d.ts', 'pool/pool.d.ts']) {
       const text = readFileSync(`${root}dist/src/${file}`, 'utf8');
-      expect(text, file).not.toMatch(/@internal/);
-      expect(text, file).not.toMatch(/\brunTask\b|\bentries:|\breportedStale\b|\bseenAt\b|\bdetach\(|\bconstructor\(/);
+      expect(text, file).toMatch(/export interface (Scope|Lease|Pool)\b/);
+      expect(text, file).not.toMatch(/\bclass\b|@internal|constructor\(/);
+      expect(text, file).not.toMatch(/\bentries\b|\breportedStale\b|\bseenAt\b|\bdetach\(|\borigin\b|\bphase\b/);
     }
   });
 

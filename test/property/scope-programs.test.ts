@@ -13,16 +13,8 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { allowLeaks } from '../../adapters/vitest/index.js';
-import {
-  configure,
-  flattenSuppressed,
-  getReleaseErrors,
-  inspect,
-  Scope,
-  ScopeTimeoutError,
-  withScope,
-  type LeakReport,
-} from '../../src/index.js';
+import { configure, flattenSuppressed, getReleaseErrors, inspect, ScopeTimeoutError, withScope, type LeakReport } from '../../src/index.js';
+import { ScopeNode as ScopeNodeImpl } from '../../src/scope/scope-node.js';
 import { collectReports, PROPERTY_RUNS, sleep, useCleanCustodian } from '../helpers.js';
 import { programArb, runProgram, showProgram, type Program, type ScopeNode, type Step } from './program.js';
 
@@ -171,8 +163,8 @@ describe('regressions: bugs found while writing the properties', () => {
   it('BUG #1: a child whose close cancels its cancellable parent does not hang the parent', async () => {
     allowLeaks(); // the child's scope reclaims the lease
     let calls = 0;
-    const cancel = Scope.prototype.cancel;
-    const spy = vi.spyOn(Scope.prototype, 'cancel').mockImplementation(function (this: Scope, reason?: unknown) {
+    const cancel = ScopeNodeImpl.prototype.cancel;
+    const spy = vi.spyOn(ScopeNodeImpl.prototype, 'cancel').mockImplementation(function (this: ScopeNodeImpl, reason?: unknown) {
       if (++calls > 10_000) throw new Error('Scope#cancel called 10,000 times: the parent close is looping');
       cancel.call(this, reason);
     });

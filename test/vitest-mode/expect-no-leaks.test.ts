@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { allowLeaks, expectNoLeaks, ignoreCurrent, LeakCheckError, type FoundLeak } from '../../adapters/vitest/index.js';
 import { handlesOf } from '../../adapters/vitest/handles.js';
 import { Run, runs } from '../../adapters/vitest/runs.js';
-import { inspect, Lease, openScope, track, withScope, type Scope } from '../../src/index.js';
+import { inspect, openScope, track, withScope, type Lease, type Scope } from '../../src/index.js';
 import { rejectionOf, sitesIn, sleep, useCleanCustodian } from '../helpers.js';
 
 // Leases reclaimed by a scope's close are reported to expectNoLeaks(); no process warning needed.
@@ -25,7 +25,7 @@ const noop = () => {};
 /** Held past the end of the test that acquired it, on purpose; released when the file ends. */
 const keptPastTest: (Lease<unknown> | Scope)[] = [];
 afterAll(async () => {
-  for (const item of keptPastTest.splice(0)) await (item instanceof Lease ? item.release() : item.close());
+  for (const item of keptPastTest.splice(0)) await ('release' in item ? item.release() : item.close());
 });
 
 /** expectNoLeaks(fn) must reject with a LeakCheckError: returns it. */
@@ -141,7 +141,7 @@ describe('expectNoLeaks() rejects with a LeakCheckError listing each leftover', 
       // The stack points at the leaking lines, so that vitest prints their code.
       expect(error.stack).toContain(`${process.cwd()}/${siteOf('unscoped', 'track')}`);
     } finally {
-      for (const item of held) await (item instanceof Lease ? item.release() : item.close());
+      for (const item of held) await ('release' in item ? item.release() : item.close());
     }
   });
 
@@ -380,7 +380,7 @@ describe('options', () => {
         ),
       ).resolves.toBeUndefined();
     } finally {
-      for (const item of held.reverse()) await (item instanceof Lease ? item.release() : item.close());
+      for (const item of held.reverse()) await ('release' in item ? item.release() : item.close());
     }
   });
 

@@ -3,12 +3,11 @@
  * grouped by acquisition site, and growth suspects. For a debug endpoint or a heap-growth alert.
  */
 import { settings } from '../config/config.js';
-import type { GrowthSuspect } from '../registry/growth.js';
-import { growth, leases, leasesOf, scopes, unscopedLeases } from '../registry/registry.js';
-import type { Scope, ScopeState } from '../scope/scope.js';
-import { openPools, type PoolStats } from '../pool/pool.js';
-import { formatSite } from '../lease/sites.js';
 import { rules, validateOptions } from '../config/validate.js';
+import { formatSite } from '../report/sites.js';
+import type { GrowthSuspect } from './growth.js';
+import { leases, leasesOf, scopes, unscopedLeases } from './registry.js';
+import { growth } from './sweep.js';
 
 const optionRules = { maxScopes: rules.count, maxLeases: rules.count };
 
@@ -17,7 +16,7 @@ export interface ScopeSnapshot {
   readonly id: number;
   readonly name: string | undefined;
   readonly parentId: number | undefined;
-  readonly state: ScopeState;
+  readonly state: 'open' | 'closing' | 'closed';
   readonly site: string | undefined;
   readonly ageMs: number;
   /** Leases it holds (not counting its children's). */
@@ -57,7 +56,36 @@ export interface Inspectable {
   stats(): Readonly<Record<string, string | number | boolean | null>>;
 }
 
+/** What `pool.stats()` returns. */
+export interface PoolStats {
+  /**
+   * Resources that exist or are being created: `available` + `borrowed` + `destroying` + those
+   * being created or checked. Never above `max`.
+   */
+  readonly size: number;
+  /** Idle resources, ready to hand out. */
+  readonly available: number;
+  /** Resources held by leases (including those being `reset` after release). */
+  readonly borrowed: number;
+  /** Acquires waiting for a resource. */
+  readonly pending: number;
+  /**
+   * Resources whose `destroy` has not finished yet. They still count against `max`: the server
+   * still has them (a connection killed mid-query lives until the server notices).
+   */
+  readonly destroying: number;
+  readonly min: number;
+  readonly max: number;
+}
+
 const shown = new Set<Inspectable>();
+const pools = new Set<{ readonly name: string; stats(): PoolStats }>();
+
+/** Lists a pool in inspect() until the returned function is called (the pool closed). */
+export function showPool(pool: { readonly name: string; stats(): PoolStats }): () => void {
+  pools.add(pool);
+  return () => void pools.delete(pool);
+}
 
 /** Shows `entry` in inspect() until the returned function is called (the adapter closed). */
 export function showInInspect(entry: Inspectable): () => void {
@@ -112,7 +140,7 @@ export function inspect(options: InspectOptions = {}): Snapshot {
   const oldest: ScopeSnapshot[] = [];
   // The chain is in open order, so the oldest come first: no sort, and no walk past maxScopes.
   for (let s = scopes.head; s !== undefined && oldest.length < maxScopes; s = s.newer as typeof s) {
-    const scope = s as Scope;
+    const scope = s;
     let held = 0;
     for (const _ of leasesOf(scope)) held++;
     oldest.push({
@@ -152,7 +180,7 @@ export function inspect(options: InspectOptions = {}): Snapshot {
       omitted: leases.size - grouped,
     },
     suspects: growth.suspects(settings.growthSamples),
-    pools: [...openPools].map((pool) => ({ name: pool.name, ...pool.stats() })),
+    pools: [...pools].map((pool) => ({ name: pool.name, ...pool.stats() })),
     adapters: [...shown].map((entry) => ({ ...entry.stats(), name: entry.name, kind: entry.kind })),
   };
 }

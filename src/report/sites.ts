@@ -56,14 +56,53 @@ const libraryDirs =
 /** True when custodian runs from inside an app's bundle rather than from its own files. */
 export const bundled = packageRoot === undefined;
 
+/** One stack frame: a path (ESM's `file://` URLs turned into paths), a line and a column. */
+export interface Frame {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+}
+
 const FRAME = /^\s*at (?:.*? \()?(.*?):(\d+):(\d+)\)?$/;
+const SITE = /^(.*):(\d+):(\d+)$/;
+
+/** Parses one line of a V8 stack (`    at fn (file:///a/b.js:3:7)`), or `undefined` if it is no frame. */
+export function parseFrame(text: string): Frame | undefined {
+  const match = FRAME.exec(text);
+  return match === null ? undefined : { file: toPath(match[1] ?? ''), line: Number(match[2]), column: Number(match[3]) };
+}
+
+/** Parses a site as reports print it (`src/db.ts:10:5`). */
+export function parseSite(site: string): Frame | undefined {
+  const match = SITE.exec(site);
+  return match === null ? undefined : { file: match[1] ?? '', line: Number(match[2]), column: Number(match[3]) };
+}
+
+/** The frames of a captured stack, in order. */
+export function stackFrames(raw: RawSite): Frame[] {
+  const frames: Frame[] = [];
+  for (const line of (raw.stack ?? '').split('\n')) {
+    const frame = parseFrame(line);
+    if (frame !== undefined) frames.push(frame);
+  }
+  return frames;
+}
+
+/** True for a file of a package under node_modules. */
+export function inNodeModules(file: string): boolean {
+  return file.includes(`${sep}node_modules${sep}`) || file.includes('/node_modules/');
+}
+
+/** True for one of custodian's own files (when it runs from its own files, not from a bundle). */
+export function isOwnFile(file: string): boolean {
+  for (const dir of libraryDirs) if (file.startsWith(dir)) return true;
+  return false;
+}
 
 function isLibraryFile(file: string): boolean {
   // Not a path (`node:fs`, `internal/...`, `<anonymous>`, `native`): not the user's line either.
   if (file.startsWith('node:') || !isAbsolute(file)) return true;
-  if (file.includes(`${sep}node_modules${sep}`) || file.includes('/node_modules/')) return true;
-  for (const dir of libraryDirs) if (file.startsWith(dir)) return true;
-  return false;
+  return inNodeModules(file) || isOwnFile(file);
 }
 
 // Stack frames name ESM files by URL and CommonJS files by path; compare and print paths.
@@ -76,7 +115,8 @@ function toPath(file: string): string {
   }
 }
 
-function relativeToCwd(path: string): string {
+/** `path` relative to the working directory, when it is under it. */
+export function relativeToCwd(path: string): string {
   const cwd = process.cwd() + sep;
   return path.startsWith(cwd) ? path.slice(cwd.length) : path;
 }
@@ -93,22 +133,11 @@ export function formatSite(raw: RawSite | undefined): string | undefined {
   if (raw.site !== undefined) return raw.site ?? undefined;
   let site: string | undefined;
   for (const line of (raw.stack ?? '').split('\n')) {
-    const match = FRAME.exec(line);
-    if (match === null) continue;
-    const path = toPath(match[1] ?? '');
-    if (isLibraryFile(path)) continue;
-    site = `${relativeToCwd(path)}:${match[2]}:${match[3]}`;
+    const frame = parseFrame(line);
+    if (frame === undefined || isLibraryFile(frame.file)) continue;
+    site = `${relativeToCwd(frame.file)}:${frame.line}:${frame.column}`;
     break;
   }
   raw.site = site ?? null;
   return site;
-}
-
-/** The text reports print for a lease or scope whose site was not recorded, with what to do about it. */
-export function unknownSite(): string {
-  if (settings.sites === 'off') return '(site not recorded: sites are off; configure({ sites: "always" }) to record them)';
-  if (settings.sites === 'sampled') return '(site not recorded: only a sample is; configure({ sites: "always" }) to record every one)';
-  const limit = Error.stackTraceLimit;
-  if (!(limit > 0)) return `(site unknown: Error.stackTraceLimit is ${String(limit)}, so no frame is recorded; set it to 10 or more)`;
-  return `(site unknown: no recorded frame is outside Node, node_modules and custodian; raise Error.stackTraceLimit (now ${limit}) to record more frames, or pass your wrapper function as \`boundary\` so that the site is the line that called it)`;
 }
