@@ -291,8 +291,10 @@ export class ResourcePool<T> implements Pool<T> {
   }
 
   /**
-   * What generic-pool will hand to new requests without creating: idle resources and creates
-   * already under way, less what our requests already queued there will take.
+   * What generic-pool will hand to new requests without creating: its idle resources, less what our
+   * requests already queued there will take. (Not the creates under way: generic-pool counts a
+   * finished create twice for a moment, in its size and among its creates, and counting those as
+   * spare once let a fifth connection through a pool of four. They are in `#live()` already.)
    */
   #spare(): number {
     const gp = this.#engine;
@@ -323,7 +325,7 @@ export class ResourcePool<T> implements Pool<T> {
    */
   #covered(): number {
     let covered = this.#requested;
-    for (const waiter of this.#validatingFor) if (waiter.queued) covered++;
+    for (const waiter of this.#validatingFor) if (this.#queue.has(waiter)) covered++;
     return covered;
   }
 
@@ -331,7 +333,7 @@ export class ResourcePool<T> implements Pool<T> {
   #heldBack(): number {
     if (this.#heldBackUntil === 0) return 0;
     let n = 0;
-    for (let w = this.#queue.head; w !== undefined && w.seq <= this.#heldBackUntil; w = w.after) n++;
+    for (let w = this.#queue.head; w !== undefined && w.seq <= this.#heldBackUntil; w = w.newer as Waiter<Lease<T>> | undefined) n++;
     return n;
   }
 
@@ -675,7 +677,7 @@ export class ResourcePool<T> implements Pool<T> {
     const hopeless = this.#borrowed === 0 && this.#requested === 0 && this.#validating === 0 && this.#idle() === 0;
     if (hopeless) {
       for (let w = this.#queue.head; w !== undefined && w.seq <= waitedThrough;) {
-        const after = w.after;
+        const after = w.newer as Waiter<Lease<T>> | undefined;
         if (this.#queue.remove(w)) {
           w.reject(new PoolCreateError(poolMessages.createFailed(this.name, this.#options.kind, error), this.name, { cause: error }));
         }

@@ -6,6 +6,7 @@
  * waits instead of being cleared, so a busy pool does not pay a setTimeout per acquire. An acquire
  * with its own `timeout` gets its own timer.
  */
+import { Chain, type Linked } from '../registry/chain.js';
 import type { Node } from '../registry/list.js';
 import type { ScopeNode, ScopeWaiter } from '../scope/scope-node.js';
 import type { RawSite } from '../report/sites.js';
@@ -25,9 +26,8 @@ export class Waiter<L> implements ScopeWaiter {
   prev: Node | undefined = undefined;
   next: Node | undefined = undefined;
   // Links in the pool's queue.
-  before: Waiter<L> | undefined = undefined;
-  after: Waiter<L> | undefined = undefined;
-  queued = false;
+  older: Linked | undefined = undefined;
+  newer: Linked | undefined = undefined;
   /** Its place in arrival order (1, 2, ...), given when first queued. */
   seq = 0;
   timer: NodeJS.Timeout | undefined = undefined;
@@ -60,15 +60,27 @@ export class Waiter<L> implements ScopeWaiter {
 
 /** FIFO of waiters with O(1) removal from anywhere (a timed-out or aborted one leaves from the middle). */
 export class WaitQueue<L> {
-  head: Waiter<L> | undefined = undefined;
-  tail: Waiter<L> | undefined = undefined;
-  length = 0;
+  readonly #waiters = new Chain<Waiter<L>>();
   /** The `seq` of the last waiter queued. */
   lastSeq = 0;
   #timer: NodeJS.Timeout | undefined = undefined;
   #timerDue = Infinity;
 
   constructor(readonly owner: WaitOwner<L>) {}
+
+  /** The oldest waiter. */
+  get head(): Waiter<L> | undefined {
+    return this.#waiters.head;
+  }
+
+  get length(): number {
+    return this.#waiters.size;
+  }
+
+  /** True while `waiter` waits here. */
+  has(waiter: Waiter<L>): boolean {
+    return this.#waiters.has(waiter);
+  }
 
   /**
    * Queues `waiter` at the tail or, with `byAge`, behind every waiter that started before it (an
@@ -77,24 +89,10 @@ export class WaitQueue<L> {
    */
   push(waiter: Waiter<L>, byAge = false): void {
     waiter.seq = ++this.lastSeq;
-    let after = byAge ? this.head : undefined;
-    while (after !== undefined && after.t0 <= waiter.t0) after = after.after;
-    if (after === undefined) {
-      const tail = this.tail;
-      waiter.before = tail;
-      if (tail === undefined) this.head = waiter;
-      else tail.after = waiter;
-      this.tail = waiter;
-    } else {
-      const before = after.before;
-      waiter.before = before;
-      waiter.after = after;
-      after.before = waiter;
-      if (before === undefined) this.head = waiter;
-      else before.after = waiter;
-    }
-    waiter.queued = true;
-    this.length++;
+    let ref = byAge ? this.#waiters.head : undefined;
+    while (ref !== undefined && ref.t0 <= waiter.t0) ref = ref.newer as Waiter<L> | undefined;
+    if (ref === undefined) this.#waiters.append(waiter);
+    else this.#waiters.insertBefore(waiter, ref);
     if (waiter.deadline !== Infinity) {
       // Timers run in the root context: not in the context of whichever request armed them.
       if (waiter.ownTimeout)
@@ -107,22 +105,15 @@ export class WaitQueue<L> {
 
   /** Takes the oldest waiter out (or none), and stops watching it. */
   shift(): Waiter<L> | undefined {
-    const waiter = this.head;
+    const waiter = this.#waiters.head;
     if (waiter !== undefined) this.remove(waiter);
     return waiter;
   }
 
   /** Takes `waiter` out wherever it is, and stops watching it. Returns false if it was not queued. */
   remove(waiter: Waiter<L>): boolean {
-    if (!waiter.queued) return false;
-    waiter.queued = false;
-    const { before, after } = waiter;
-    if (before === undefined) this.head = after;
-    else before.after = after;
-    if (after === undefined) this.tail = before;
-    else after.before = before;
-    waiter.before = waiter.after = undefined;
-    if (--this.length === 0 && this.#timer !== undefined) this.#timer.unref();
+    if (!this.#waiters.unlink(waiter)) return false;
+    if (this.#waiters.size === 0 && this.#timer !== undefined) this.#timer.unref();
     if (waiter.timer !== undefined) clearTimeout(waiter.timer);
     if (waiter.signal !== undefined) waiter.signal.removeEventListener('abort', waiter);
     if (waiter.scope !== undefined) waiter.scope.removeWaiter(waiter);
@@ -152,7 +143,7 @@ export class WaitQueue<L> {
     this.#timerDue = Infinity;
     const now = performance.now();
     for (let waiter = this.head; waiter !== undefined;) {
-      const after = waiter.after;
+      const after = waiter.newer as Waiter<L> | undefined;
       if (!waiter.ownTimeout && waiter.deadline !== Infinity) {
         // Shared-timer waiters queued in deadline order: the first one not due ends the pass.
         if (waiter.deadline > now) {

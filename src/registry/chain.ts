@@ -34,10 +34,26 @@ export class Chain<T extends Linked> {
     this.size++;
   }
 
-  /** Takes `node` out; a node not in the chain (already taken out) is left alone. */
-  unlink(node: T): void {
+  /** Puts `node` just before `ref` (which must be in the chain). */
+  insertBefore(node: T, ref: T): void {
+    const older = ref.older;
+    node.older = older;
+    node.newer = ref;
+    ref.older = node;
+    if (older === undefined) this.head = node;
+    else older.newer = node;
+    this.size++;
+  }
+
+  /** True when `node` is in this chain (a node is in one chain of a kind at a time). */
+  has(node: T): boolean {
+    return node.older !== undefined || this.head === node;
+  }
+
+  /** Takes `node` out; returns false for a node not in the chain (already taken out), which is left alone. */
+  unlink(node: T): boolean {
     const { older, newer } = node;
-    if (older === undefined && this.head !== node) return; // not linked
+    if (older === undefined && this.head !== node) return false; // not linked
     for (const cursor of this.#cursors) if (cursor.last === node) cursor.last = older as T | undefined;
     if (older === undefined) this.head = newer as T | undefined;
     else older.newer = newer;
@@ -45,6 +61,7 @@ export class Chain<T extends Linked> {
     else newer.older = older;
     node.older = node.newer = undefined;
     this.size--;
+    return true;
   }
 
   /** Every node, oldest first. Safe against removal of the node being visited. */
