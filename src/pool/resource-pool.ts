@@ -83,6 +83,8 @@ export class ResourcePool<T> implements Pool<T> {
 
   // Where the resources are (besides generic-pool's idle set); see the module comment.
   #requested = 0;
+  /** Our factory's creates in flight, counted by us: generic-pool's own count lags a finished create by a few ticks. */
+  #creating = 0;
   #validating = 0;
   #borrowed = 0;
   #destroying = 0;
@@ -256,10 +258,17 @@ export class ResourcePool<T> implements Pool<T> {
       this.#checkDrained();
       return;
     }
+    // Waiters a failed create held back, and nothing left that could serve them (the validation or
+    // the borrowed resource they were counting on is gone): one more attempt for them. Not a loop:
+    // an attempt that fails with nothing else under way fails them (see #createFailed).
+    if (this.#heldBackUntil !== 0 && !this.#busy() && this.#idle() === 0) this.#retryHeldBack();
     const room = this.#room();
     if (room <= 0) return;
     // Requests serve the oldest waiters; those held back are the oldest too (the queue is in age order).
-    let wanted = Math.max(0, this.#queue.length - Math.max(this.#covered(), this.#heldBack()));
+    const covered = this.#covered();
+    let wanted = Math.max(0, this.#queue.length - Math.max(covered, this.#heldBack()));
+    // Held back from a new create, not from a resource already idle (one a create for min made).
+    wanted = Math.max(wanted, Math.min(this.#queue.length - covered, this.#idle() - this.#engine.pending));
     if (this.#refillTimer === undefined) {
       // New resources up to min (what exists or is coming, destroys aside), within max.
       const create = Math.min(this.#options.min - this.#usable(), this.#options.max - this.#live());
@@ -291,15 +300,13 @@ export class ResourcePool<T> implements Pool<T> {
   }
 
   /**
-   * What generic-pool will hand to new requests without creating: its idle resources, less what our
-   * requests already queued there will take. (Not the creates under way: generic-pool counts a
-   * finished create twice for a moment, in its size and among its creates, and counting those as
-   * spare once let a fifth connection through a pool of four. They are in `#live()` already.)
+   * What generic-pool will hand to new requests without creating: its idle resources and the creates
+   * under way, less what our requests already queued there will take. The creates are our own count:
+   * generic-pool counts a finished create twice for a few ticks (in its idle set and among its
+   * creates), and reading its count let one more resource than max live on the server.
    */
   #spare(): number {
-    const gp = this.#engine;
-    const creating = gp.size - gp.available - gp.borrowed;
-    return Math.max(0, this.#idle() + creating - gp.pending);
+    return Math.max(0, this.#idle() + this.#creating - this.#engine.pending);
   }
 
   /**
@@ -616,6 +623,7 @@ export class ResourcePool<T> implements Pool<T> {
   /** generic-pool's create: never rejects while our requests wait (generic-pool would retry at once, in a loop). */
   #create(): Promise<Slot<T>> {
     const t0 = performance.now();
+    this.#creating++;
     let made: unknown;
     try {
       made = runInRoot(() => this.#factory.create());
@@ -625,6 +633,10 @@ export class ResourcePool<T> implements Pool<T> {
     return Promise.resolve(made).then(
       (value) => {
         const now = performance.now();
+        this.#creating--;
+        // generic-pool puts it in its idle set a few ticks from now and tells nobody if no request
+        // waits: decide again then (a held-back waiter may take it; min may need another).
+        runInRoot(() => setImmediate(this.#reconcileLater));
         this.#lastCreateError = undefined;
         if (createChannel.hasSubscribers) createChannel.publish({ pool: this.name, durationMs: now - t0 });
         const lifetime = this.#options.maxLifetimeMs;
@@ -632,6 +644,7 @@ export class ResourcePool<T> implements Pool<T> {
       },
       (error: unknown) => {
         const now = performance.now();
+        this.#creating--;
         this.#lastCreateError = { error, at: now };
         if (createChannel.hasSubscribers) createChannel.publish({ pool: this.name, durationMs: now - t0, error });
         const waitedThrough = this.#queue.lastSeq;
