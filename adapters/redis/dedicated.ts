@@ -13,7 +13,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Redis } from 'ioredis';
-import { LATE, within } from '../../src/internal.js';
+import { LATE, noop, within } from '../../src/internal.js';
 import { RedisConnectionError, reasonOf, scrub } from './errors.js';
 import { DEDICATED, ioredisOptions, type ResolvedRedisOptions } from './options.js';
 
@@ -31,6 +31,7 @@ interface Command {
 /** What the adapter reads of an ioredis client beyond its public API. */
 interface Internals {
   readonly commandQueue: { readonly length: number };
+  readonly stream: { readonly writable: boolean } | undefined;
   sendCommand(command: Command, stream?: unknown, node?: unknown): unknown;
   emit(event: string | symbol, ...args: unknown[]): boolean;
 }
@@ -54,6 +55,12 @@ export class ConnectionState {
   selected = 0;
   /** Why the connection's state cannot be restored (MONITOR, CLIENT REPLY OFF, a client-side timeout...): it is destroyed on release. */
   unknown: string | undefined = undefined;
+  /** What the borrower subscribed to, by kind: left by name on release (ioredis 6 mismatches replies to a bare UNSUBSCRIBE when several kinds are subscribed). */
+  readonly channels: { subscribe: Set<string>; psubscribe: Set<string>; ssubscribe: Set<string> } = {
+    subscribe: new Set(),
+    psubscribe: new Set(),
+    ssubscribe: new Set(),
+  };
   /** The async context of the SUBSCRIBE: messages run there. */
   context: Run | undefined = undefined;
   /** The listeners present once connected (the adapter's, ioredis's): a borrower's others are removed on release. */
@@ -77,29 +84,33 @@ function spoil(state: ConnectionState, why: string): void {
 /** Lowercase: ioredis keeps the name as the caller wrote it (`call('MULTI')`). */
 const lower = (name: string) => (name.charCodeAt(0) < 97 ? name.toLowerCase() : name);
 
-/** Notes what `command` does to the connection's state, before it is sent. */
-function observe(state: ConnectionState, command: Command): void {
+/**
+ * Notes what `command` does to the connection's state, before it is sent. Returns what it undoes
+ * once it succeeds (EXEC, DISCARD, UNWATCH): an EXEC without MULTI leaves a WATCH in place.
+ */
+function observe(state: ConnectionState, command: Command): number {
   switch (lower(command.name)) {
     case 'multi':
       state.dirty |= MULTI;
       break;
     case 'exec':
     case 'discard':
-      state.dirty &= ~(MULTI | WATCH);
-      break;
+      return MULTI | WATCH;
     case 'watch':
       state.dirty |= WATCH;
       break;
     case 'unwatch':
-      state.dirty &= ~WATCH;
-      break;
+      return WATCH;
     case 'subscribe':
     case 'psubscribe':
-    case 'ssubscribe':
+    case 'ssubscribe': {
       state.dirty |= SUBSCRIBED;
+      const names = state.channels[lower(command.name) as keyof ConnectionState['channels']];
+      for (const arg of command.args) names.add(String(arg));
       // Messages come in on the socket's (neutral) context: run them where the borrower subscribed.
       state.context ??= AsyncLocalStorage.snapshot();
       break;
+    }
     case 'select': {
       const db = Number(command.args[0]);
       if (Number.isInteger(db)) {
@@ -129,6 +140,7 @@ function observe(state: ConnectionState, command: Command): void {
     }
     default:
   }
+  return 0;
 }
 
 /** Watches for a client-side timeout (commandTimeout, blockingTimeout): the command may still be queued on the server. */
@@ -160,9 +172,14 @@ function instrument(client: Redis, state: ConnectionState): void {
   const send = self.sendCommand;
   const timed = client.options.commandTimeout !== undefined || (client.options.blockingTimeout ?? 0) > 0;
   self.sendCommand = function (this: Internals, command: Command, stream?: unknown, node?: unknown): unknown {
-    observe(state, command);
+    const undoes = observe(state, command);
     const result = send.call(this, command, stream, node);
     if (timed) watchTimers(state, command);
+    if (undoes !== 0) {
+      (result as Promise<unknown>).then(() => {
+        state.dirty &= ~undoes;
+      }, noop);
+    }
     return result;
   };
   const emit = self.emit;
@@ -229,6 +246,8 @@ export function resetDedicated(client: Redis, db: number): undefined | Promise<v
   const state = states.get(client);
   if (state === undefined) throw new Error('not a dedicated connection of this adapter');
   if (client.status !== 'ready') throw new Error(`its status is '${client.status}', not 'ready'`);
+  // disconnect() or a server's FIN ends the socket at once; ioredis's status follows a tick later.
+  if ((client as unknown as Internals).stream?.writable !== true) throw new Error('its socket is closing');
   if (state.unknown !== undefined) throw new Error(state.unknown);
   const inFlight = (client as unknown as Internals).commandQueue.length;
   if (inFlight > 0) {
@@ -245,15 +264,27 @@ export function resetDedicated(client: Redis, db: number): undefined | Promise<v
 }
 
 async function undo(client: Redis, state: ConnectionState, dirty: number, db: number): Promise<void> {
-  const pending: Promise<unknown>[] = [];
+  // In this order: inside MULTI every other command would only be queued; under RESP2, ioredis
+  // refuses UNWATCH and SELECT while subscribed.
   if (dirty & MULTI) {
-    // A MULTI that failed leaves no transaction: DISCARD says so, which is clean too.
-    pending.push(client.discard().catch((error: unknown) => expectError(error, 'DISCARD without MULTI')));
+    // A MULTI that failed left no transaction: DISCARD says so, which is clean too. DISCARD also unwatches.
+    await client.discard().catch((error: unknown) => expectError(error, 'DISCARD without MULTI'));
   }
-  if (dirty & WATCH) pending.push(client.unwatch());
-  if (dirty & SUBSCRIBED) pending.push(client.unsubscribe(), client.punsubscribe(), client.sunsubscribe());
-  if (dirty & SELECTED && state.selected !== db) pending.push(client.select(db));
-  await Promise.all(pending);
+  if (dirty & SUBSCRIBED) {
+    const { subscribe, psubscribe, ssubscribe } = state.channels;
+    const left: Promise<unknown>[] = [];
+    if (subscribe.size > 0) left.push(client.unsubscribe(...subscribe));
+    if (psubscribe.size > 0) left.push(client.punsubscribe(...psubscribe));
+    if (ssubscribe.size > 0) left.push(client.sunsubscribe(...ssubscribe));
+    await Promise.all(left);
+    subscribe.clear();
+    psubscribe.clear();
+    ssubscribe.clear();
+  }
+  const last: Promise<unknown>[] = [];
+  if (dirty & WATCH) last.push(client.unwatch());
+  if (dirty & SELECTED && state.selected !== db) last.push(client.select(db));
+  await Promise.all(last);
   state.dirty = 0;
   state.selected = db;
 }
