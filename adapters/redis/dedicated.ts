@@ -31,7 +31,7 @@ interface Command {
 /** What the adapter reads of an ioredis client beyond its public API. */
 interface Internals {
   readonly commandQueue: { readonly length: number };
-  readonly stream: { readonly writable: boolean } | undefined;
+  readonly stream: { readonly writable: boolean; destroy(): void } | undefined;
   sendCommand(command: Command, stream?: unknown, node?: unknown): unknown;
   emit(event: string | symbol, ...args: unknown[]): boolean;
 }
@@ -220,7 +220,7 @@ export async function openDedicated(ctx: OpenContext): Promise<Redis> {
     failure = firstError ?? error;
   }
   if (failure !== undefined || outcome === LATE) {
-    client.disconnect();
+    drop(client);
     const why = outcome === LATE ? `no answer within ${o.connectTimeoutMs} ms` : reasonOf(failure, o.secrets);
     throw new RedisConnectionError(
       `redis "${o.name}": could not open a dedicated connection to ${o.address}: ${why}. Is Redis running there, and reachable from this host?`,
@@ -316,10 +316,19 @@ export async function closeDedicated(client: Redis, quitTimeoutMs: number): Prom
   const idle = (client as unknown as Internals).commandQueue.length === 0;
   if (client.status === 'ready' && idle && stateOf(client)?.unknown === undefined) {
     try {
-      if ((await within(client.quit(), quitTimeoutMs)) === LATE) client.disconnect();
+      if ((await within(client.quit(), quitTimeoutMs)) === LATE) drop(client);
     } catch {
-      client.disconnect();
+      drop(client);
     }
-  } else client.disconnect();
-  if ((await within(ended, quitTimeoutMs)) === LATE) client.disconnect();
+  } else drop(client);
+  if ((await within(ended, quitTimeoutMs)) === LATE) drop(client);
+}
+
+/**
+ * Closes the socket now, for good: disconnect() stops ioredis from reconnecting but only ends the
+ * socket, which then waits up to disconnectTimeout for a FIN a hung server never sends.
+ */
+function drop(client: Redis): void {
+  client.disconnect();
+  (client as unknown as Internals).stream?.destroy();
 }

@@ -23,6 +23,7 @@ interface Command {
 interface Internals {
   readonly commandQueue: { readonly length: number };
   readonly offlineQueue: { readonly length: number };
+  readonly stream: { destroy(): void } | undefined;
   sendCommand(command: Command, stream?: unknown, node?: unknown): unknown;
 }
 
@@ -63,6 +64,24 @@ export class SharedClient {
       this.#lastError = error;
     });
     client.on('reconnecting', () => this.#reconnects++);
+    // ioredis's connectTimeout ends at the TCP connect; a server that accepts and never answers
+    // (a half-open socket, a hung proxy) would hold the handshake, and every queued command, for good.
+    let handshake: NodeJS.Timeout | undefined;
+    const ms = options.connectTimeoutMs;
+    client.on('connect', () => {
+      clearTimeout(handshake);
+      handshake = setTimeout(() => {
+        if (client.status !== 'connect') return;
+        this.#lastError = new Error(`connected, but got no answer to the handshake within ${ms} ms`);
+        // This attempt failed: drop the socket now (disconnect() would wait disconnectTimeout for a
+        // FIN that a silent server never sends); queued commands fail, and ioredis tries again.
+        (client as unknown as Internals).stream?.destroy();
+      }, ms);
+      handshake.unref();
+    });
+    const stop = () => clearTimeout(handshake);
+    client.on('ready', stop);
+    client.on('close', stop);
     const self = client as unknown as Internals;
     const send = self.sendCommand;
     const unreachable = (command: Command) => (error: unknown) => {
@@ -93,7 +112,7 @@ export class SharedClient {
   stats(): SharedClientStats {
     const self = this.client as unknown as Internals;
     return {
-      status: this.client.status,
+      status: this.#closing !== undefined && this.client.status === 'reconnecting' ? 'end' : this.client.status,
       address: this.#options.address,
       db: this.#options.db,
       inFlight: self.commandQueue.length,
@@ -118,7 +137,11 @@ export class SharedClient {
       } catch {
         client.disconnect();
       }
-    } else client.disconnect(); // connecting or reconnecting: stops the retry timer too
+    } else {
+      client.disconnect(); // connecting or reconnecting: stops the retry timer too
+      // Waiting to reconnect, the socket is gone already and ioredis emits nothing more.
+      if (client.status === 'reconnecting') return;
+    }
     if ((await within(ended, timeoutMs)) === LATE) client.disconnect();
   }
 }
