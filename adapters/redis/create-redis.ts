@@ -87,7 +87,8 @@ class RedisAdapterImpl implements RedisAdapter {
       );
     } catch (error) {
       // Name it as the caller wrote it: option 'pool.max', not createPool()'s 'max'.
-      if (error instanceof TypeError) throw new TypeError(error.message.replace(/^createPool\(\): (unknown )?option '/, "createRedis(): $1option 'pool."));
+      if (error instanceof TypeError)
+        throw new TypeError(error.message.replace(/^createPool\(\): (unknown )?option '/, "createRedis(): $1option 'pool."));
       throw error;
     }
     this.#pool = pool;

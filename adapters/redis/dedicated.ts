@@ -134,7 +134,8 @@ function observe(state: ConnectionState, command: Command): number {
       const sub = String(command.args[0] ?? '').toLowerCase();
       const arg = String(command.args[1] ?? '').toLowerCase();
       // ioredis pairs replies with commands in order; with replies off or skipped they no longer line up.
-      if (sub === 'reply' && arg !== 'on') spoil(state, `CLIENT REPLY ${arg.toUpperCase()} was sent on it (its replies no longer line up with its commands)`);
+      if (sub === 'reply' && arg !== 'on')
+        spoil(state, `CLIENT REPLY ${arg.toUpperCase()} was sent on it (its replies no longer line up with its commands)`);
       else if (sub === 'tracking') spoil(state, 'CLIENT TRACKING was sent on it');
       break;
     }

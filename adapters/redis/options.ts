@@ -169,7 +169,8 @@ function parseUrl(url: string): RedisOptions {
   } catch {
     throw bad('must be a URL like redis://host:6379/0');
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw bad(`must start with redis:// or rediss:// (not ${parsed.protocol}//)`);
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+    throw bad(`must start with redis:// or rediss:// (not ${parsed.protocol}//)`);
   if (parsed.hostname === '') throw bad('must name a host');
   if (parsed.search !== '') throw bad('must not carry query parameters (give them as options)');
   const out: RedisOptions = { host: parsed.hostname.replace(/^\[(.*)\]$/, '$1') };

@@ -55,7 +55,10 @@ describeWithServer(server, `custodian/redis against Redis at ${REDIS.host}:${RED
       return conn.value.client('ID');
     });
     expect(first).not.toBe(sharedId);
-    await settle(async () => redis.stats().pool, (p) => p.available === 1);
+    await settle(
+      async () => redis.stats().pool,
+      (p) => p.available === 1,
+    );
     expect(redis.stats().pool).toMatchObject({ size: 1, available: 1, borrowed: 0 });
     const again = await redis.use((conn) => conn.client('ID'));
     expect(again).toBe(first);
@@ -93,7 +96,12 @@ describeWithServer(server, `custodian/redis against Redis at ${REDIS.host}:${RED
     await redis.close();
     expect(redis.close()).toBe(redis.close()); // the same promise
     expect(redis.stats().client.status).toBe('end');
-    expect(await settle(() => clients(redis.name), (c) => c.length === 0)).toEqual([]);
+    expect(
+      await settle(
+        () => clients(redis.name),
+        (c) => c.length === 0,
+      ),
+    ).toEqual([]);
     await expect(redis.client.ping()).rejects.toThrow();
     await expect(redis.acquire()).rejects.toMatchObject({ name: 'PoolClosedError' });
   });

@@ -85,9 +85,15 @@ describeWithServer(server, `custodian/redis when things fail (Redis at ${REDIS.h
   it('a dedicated connection killed while idle is evicted before it is lent again', async () => {
     const redis = newRedis({ pool: { max: 2 } });
     const id = await redis.use((c) => c.client('ID'));
-    await settle(async () => redis.stats().pool.available, (n) => n === 1);
+    await settle(
+      async () => redis.stats().pool.available,
+      (n) => n === 1,
+    );
     await kill(id);
-    await settle(async () => redis.stats().pool.size, (n) => n === 0);
+    await settle(
+      async () => redis.stats().pool.size,
+      (n) => n === 0,
+    );
     const next = await redis.use(async (c) => ({ id: await c.client('ID'), pong: await c.ping() }));
     expect(next.id).not.toBe(id);
     expect(next.pong).toBe('PONG');
@@ -111,11 +117,16 @@ describeWithServer(server, `custodian/redis when things fail (Redis at ${REDIS.h
     const port = await closedPort();
     const redis = newRedis({ port, connectTimeout: 1_000 });
     const t0 = performance.now();
-    const [shared, dedicated] = await Promise.all([redis.client.get('k').catch((e: unknown) => e), redis.acquire().catch((e: unknown) => e)]);
+    const [shared, dedicated] = await Promise.all([
+      redis.client.get('k').catch((e: unknown) => e),
+      redis.acquire().catch((e: unknown) => e),
+    ]);
     expect(performance.now() - t0).toBeLessThan(1_000);
     expect(shared).toBeInstanceOf(RedisConnectionError);
     expect(shared).toMatchObject({ code: 'ERR_CUSTODIAN_REDIS_CONNECTION', address: `127.0.0.1:${port}` });
-    expect(String((shared as Error).message)).toMatch(new RegExp(`GET failed: Redis at 127\\.0\\.0\\.1:${port} is unreachable \\(.*ECONNREFUSED`));
+    expect(String((shared as Error).message)).toMatch(
+      new RegExp(`GET failed: Redis at 127\\.0\\.0\\.1:${port} is unreachable \\(.*ECONNREFUSED`),
+    );
     expect(dedicated).toBeInstanceOf(PoolCreateError);
     expect((dedicated as Error).message).toContain(`127.0.0.1:${port}`);
     expect((dedicated as Error).cause).toBeInstanceOf(RedisConnectionError);
@@ -127,13 +138,18 @@ describeWithServer(server, `custodian/redis when things fail (Redis at ${REDIS.h
     try {
       const redis = newRedis({ port: silent.port, connectTimeout: 300 });
       const t0 = performance.now();
-      const [shared, dedicated] = await Promise.all([redis.client.get('k').catch((e: unknown) => e), redis.acquire().catch((e: unknown) => e)]);
+      const [shared, dedicated] = await Promise.all([
+        redis.client.get('k').catch((e: unknown) => e),
+        redis.acquire().catch((e: unknown) => e),
+      ]);
       expect(performance.now() - t0).toBeLessThan(300 + 500);
       expect(shared).toBeInstanceOf(RedisConnectionError);
       expect((shared as Error).message).toContain(`127.0.0.1:${silent.port}`);
       expect((shared as Error).message).toContain('no answer to the handshake within 300 ms');
       expect(dedicated).toBeInstanceOf(PoolCreateError);
-      expect((dedicated as Error).message).toContain(`could not open a dedicated connection to 127.0.0.1:${silent.port}: no answer within 300 ms`);
+      expect((dedicated as Error).message).toContain(
+        `could not open a dedicated connection to 127.0.0.1:${silent.port}: no answer within 300 ms`,
+      );
       await redis.close();
     } finally {
       await silent.close();
@@ -209,7 +225,12 @@ describeWithServer(server, `custodian/redis when things fail (Redis at ${REDIS.h
     expect(performance.now() - t0).toBeLessThan(1_000); // not the 10 s of the BLPOP
     expect(next).toMatchObject({ pong: 'PONG' });
     expect(next.id).not.toBe(id);
-    expect(await settle(() => clientInfo(id), (c) => c === undefined)).toBeUndefined();
+    expect(
+      await settle(
+        () => clientInfo(id),
+        (c) => c === undefined,
+      ),
+    ).toBeUndefined();
   });
 
   it('a BLPOP in a scope that is aborted: the same', async () => {
@@ -248,7 +269,10 @@ describeWithServer(server, `custodian/redis when things fail (Redis at ${REDIS.h
         conn.value.on('message', () => heardIn.push(currentScope()));
         await conn.value.subscribe(channel);
         await (await adminClient()).publish(channel, 'one');
-        await settle(async () => heardIn.length, (n) => n === 1);
+        await settle(
+          async () => heardIn.length,
+          (n) => n === 1,
+        );
         allowLeaks();
       },
       { name: 'subscriber' },

@@ -123,7 +123,12 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
     const next = await nextBorrower(redis);
     expect(next.id).not.toBe(id);
     expect(next.pong).toBe('PONG');
-    expect(await settle(() => clientInfo(id), (c) => c === undefined)).toBeUndefined();
+    expect(
+      await settle(
+        () => clientInfo(id),
+        (c) => c === undefined,
+      ),
+    ).toBeUndefined();
   };
 
   it('destroys a connection that sent CLIENT REPLY OFF: the next borrower gets another, which answers', async () => {
@@ -213,7 +218,8 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
     const redis = newRedis({ pool: { max: 1 } });
     const key = `${keyPrefix}prop`;
     const admin = await adminClient();
-    type Step = { op: 'multi' } | { op: 'queue' } | { op: 'watch' } | { op: 'sub' } | { op: 'psub' } | { op: 'select'; db: number } | { op: 'exec' };
+    type Step =
+      { op: 'multi' } | { op: 'queue' } | { op: 'watch' } | { op: 'sub' } | { op: 'psub' } | { op: 'select'; db: number } | { op: 'exec' };
     const step: fc.Arbitrary<Step> = fc.oneof(
       fc.constant({ op: 'multi' } as const),
       fc.constant({ op: 'queue' } as const),
@@ -255,4 +261,3 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
     );
   });
 });
-
