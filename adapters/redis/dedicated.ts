@@ -24,13 +24,18 @@ interface Command {
   readonly callback?: unknown;
   readonly _commandTimeoutTimer?: unknown;
   readonly _blockingTimeoutTimer?: unknown;
+  readonly promise: Promise<unknown>;
   resolve: (value: unknown) => unknown;
   reject: (error: unknown) => unknown;
 }
 
 /** What the adapter reads of an ioredis client beyond its public API. */
 interface Internals {
-  readonly commandQueue: { readonly length: number };
+  readonly commandQueue: {
+    readonly length: number;
+    peekAt(index: number): { readonly command: Command } | undefined;
+    peekBack(): { readonly command: Command } | undefined;
+  };
   readonly stream: { readonly writable: boolean; destroy(): void } | undefined;
   sendCommand(command: Command, stream?: unknown, node?: unknown): unknown;
   emit(event: string | symbol, ...args: unknown[]): boolean;
@@ -41,6 +46,23 @@ const MULTI = 1;
 const WATCH = 2;
 const SUBSCRIBED = 4;
 const SELECTED = 8;
+
+/** Commands that may block the connection indefinitely (ioredis's BLOCKING_COMMANDS, and WAIT). */
+const BLOCKING = new Set([
+  'blpop',
+  'brpop',
+  'brpoplpush',
+  'blmove',
+  'blmovem',
+  'bzpopmin',
+  'bzpopmax',
+  'bzmpop',
+  'blmpop',
+  'xread',
+  'xreadgroup',
+  'wait',
+  'waitaof',
+]);
 
 /** Events ioredis emits for pub/sub messages: delivered in the subscriber's async context. */
 const MESSAGE_EVENTS = new Set<string | symbol>(['message', 'messageBuffer', 'pmessage', 'pmessageBuffer', 'smessage', 'smessageBuffer']);
@@ -240,8 +262,10 @@ export async function openDedicated(ctx: OpenContext): Promise<Redis> {
  * Puts a returned connection back as it was lent: an open MULTI discarded, WATCH cleared,
  * subscriptions left, the configured database selected, the borrower's listeners removed. Sends
  * nothing when the borrower changed none of it (returns undefined, so the pool reuses it at once).
- * Throws, so that the pool destroys the connection instead, when it is not `ready`, when a command
- * is still awaiting its reply (blocked, or timed out client-side), or when its state is unknown.
+ * Waits first for the replies to commands still in flight (`return conn.get(k)` in an `await
+ * using` block). Throws, so that the pool destroys the connection instead, when it is not `ready`,
+ * when a blocking command is still in flight, or when its state is unknown (a client-side timeout,
+ * MONITOR, CLIENT REPLY OFF...). The pool bounds the whole reset by its acquireTimeoutMs.
  */
 export function resetDedicated(client: Redis, db: number): undefined | Promise<void> {
   const state = states.get(client);
@@ -250,9 +274,18 @@ export function resetDedicated(client: Redis, db: number): undefined | Promise<v
   // disconnect() or a server's FIN ends the socket at once; ioredis's status follows a tick later.
   if ((client as unknown as Internals).stream?.writable !== true) throw new Error('its socket is closing');
   if (state.unknown !== undefined) throw new Error(state.unknown);
-  const inFlight = (client as unknown as Internals).commandQueue.length;
-  if (inFlight > 0) {
-    throw new Error(`${inFlight} command${inFlight === 1 ? ' was' : 's were'} still awaiting a reply (blocked, or timed out client-side)`);
+  const queue = (client as unknown as Internals).commandQueue;
+  if (queue.length > 0) {
+    // `return conn.get(k)` inside `await using`: replies come in order, so once the last is in,
+    // the connection is idle. A blocking command may never answer: that connection goes.
+    for (let i = 0; i < queue.length; i++) {
+      const name = lower(queue.peekAt(i)?.command.name ?? '');
+      if (BLOCKING.has(name)) throw new Error(`${name.toUpperCase()} was still blocked on it`);
+    }
+    const last = queue.peekBack()?.command.promise;
+    return Promise.resolve(last)
+      .then(noop, noop)
+      .then(() => resetDedicated(client, db));
   }
   dropListeners(client, state);
   state.context = undefined;

@@ -119,6 +119,20 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
     expect(await nextBorrower(redis)).toEqual({ id, pong: 'PONG' });
   });
 
+  it('waits for the replies to ordinary commands still in flight, then lends the same connection again', async () => {
+    const redis = newRedis({ pool: { max: 1 } });
+    const key = `${keyPrefix}in-flight`;
+    let id = -1;
+    const answer = await withScope(async () => {
+      await using conn = await redis.acquire();
+      id = await conn.value.client('ID');
+      void conn.value.set(key, 'x');
+      return conn.value.get(key); // still in flight when `await using` gives the connection back
+    });
+    expect(answer).toBe('x');
+    expect(await nextBorrower(redis)).toEqual({ id, pong: 'PONG' });
+  });
+
   const destroyed = async (redis: ReturnType<typeof newRedis>, id: number) => {
     const next = await nextBorrower(redis);
     expect(next.id).not.toBe(id);
