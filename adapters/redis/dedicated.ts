@@ -330,6 +330,9 @@ function expectError(error: unknown, text: string): void {
 /** Removes the listeners a borrower added (a `message` handler must not hear the next borrower's messages). */
 function dropListeners(client: Redis, state: ConnectionState): void {
   const names = client.eventNames();
+  if (names.length === state.baseline.size && names.every((event) => client.listenerCount(event) === state.baseline.get(event)?.length)) {
+    return; // nothing added: the common case, without copying the listener arrays
+  }
   for (const event of names) {
     const kept = state.baseline.get(event);
     const now = client.rawListeners(event);

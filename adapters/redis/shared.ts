@@ -87,13 +87,16 @@ export class SharedClient {
     const unreachable = (command: Command) => (error: unknown) => {
       throw this.#explain(command, error);
     };
-    self.sendCommand = function (this: Internals, command: Command, stream?: unknown, node?: unknown): unknown {
+    const explaining = function (this: Internals, command: Command, stream?: unknown, node?: unknown): unknown {
       const result = send.call(this, command, stream, node);
-      // Only a command sent while not connected gets the better error (connected, nothing is added to the hot path).
       // Not for pipelines (stream set: ioredis ignores this promise) nor callbacks (the callback already has the error).
       if (client.status === 'ready' || stream !== undefined || command.callback !== undefined) return result;
       return (result as Promise<unknown>).catch(unreachable(command));
     };
+    // Only while not connected: once ready, commands take ioredis's own path, with nothing added.
+    self.sendCommand = explaining;
+    client.on('ready', () => delete (self as Partial<Internals>).sendCommand);
+    client.on('close', () => (self.sendCommand = explaining));
   }
 
   #explain(command: Command, error: unknown): unknown {
