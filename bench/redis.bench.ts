@@ -130,7 +130,7 @@ export async function redisBench(options: MeasureOptions, note: (line: string) =
     );
     const throughput = { maxRatio: 1.053 }; // >= 0.95x raw ops/s
     const g = 'redis';
-    const opsPerSec = (ns: number) => Math.round(1e9 / ns);
+    const opsPerSec = (ns: number) => Math.round(1e9 / ns).toLocaleString('en-US');
     return [
       compareRow(g, 'shared client GET/SET, 1 in flight (target: >= 0.95x ops/s)', s1!, r1!, throughput, 'vs raw ioredis'),
       compareRow(g, `shared client GET/SET, ${IN_FLIGHT} in flight (target: >= 0.95x ops/s)`, s50!, r50!, throughput, 'vs raw ioredis'),
@@ -139,11 +139,11 @@ export async function redisBench(options: MeasureOptions, note: (line: string) =
       compareRow(g, 'dedicated acquire + PING + release, sites always (dev default)', dAlways!, gpS!, undefined, 'a stack per acquire'),
       compareRow(
         g,
-        `${IN_FLIGHT} in flight over ${POOL} dedicated vs on the shared client`,
+        `${IN_FLIGHT} in flight: ${POOL} dedicated ${opsPerSec(spread!.median)} ops/s vs shared ${opsPerSec(sharedMany!.median)} ops/s`,
         spread!,
         sharedMany!,
         undefined,
-        `shared ${opsPerSec(sharedMany!.median)} ops/s, dedicated ${opsPerSec(spread!.median)} ops/s`,
+        'which to use: the shared client',
       ),
     ];
   } finally {
