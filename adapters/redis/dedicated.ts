@@ -87,8 +87,6 @@ export class ConnectionState {
   context: Run | undefined = undefined;
   /** The listeners present once connected (the adapter's, ioredis's): a borrower's others are removed on release. */
   readonly baseline = new Map<string | symbol, readonly unknown[]>();
-  /** The last error the connection emitted, scrubbed. */
-  lastError: string | undefined = undefined;
 }
 
 const states = new WeakMap<Redis, ConnectionState>();
@@ -230,9 +228,9 @@ export async function openDedicated(ctx: OpenContext): Promise<Redis> {
   const client = new Redis(ioredisOptions({ ...o.connection, ...DEDICATED }));
   const state = new ConnectionState();
   let firstError: unknown;
+  // Also after the open: without a listener, ioredis prints every connection error to stderr.
   client.on('error', (error: unknown) => {
     firstError ??= error;
-    state.lastError = reasonOf(error, o.secrets);
   });
   let outcome: unknown;
   let failure: unknown;

@@ -5,7 +5,7 @@
  * scope, and bad input.
  */
 import { once } from 'node:events';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { inspect as show } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
 import { createRedis, RedisConnectionError } from '../../adapters/redis/index.js';
@@ -19,6 +19,7 @@ import {
   closeAdaptersAfterEach,
   closeAdmin,
   closedPort,
+  collectDestroys,
   describeWithServer,
   keyPrefix,
   kill,
@@ -48,6 +49,49 @@ async function silentServer(): Promise<{ server: Server; port: number; sockets: 
     sockets,
     close: async () => {
       for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * A TCP proxy to the real Redis that can be frozen: while frozen it forwards nothing either way,
+ * as a network that went silent (a half-open connection) would.
+ */
+async function freezableProxy(): Promise<{ port: number; freeze: () => void; thaw: () => void; close: () => Promise<void> }> {
+  let frozen = false;
+  const held: (() => void)[] = [];
+  const pairs: Socket[] = [];
+  const forward = (from: Socket, to: Socket) =>
+    from.on('data', (chunk: Buffer) => {
+      if (frozen) held.push(() => to.write(chunk));
+      else to.write(chunk);
+    });
+  const srv = createServer((client) => {
+    const upstream = createConnection({ host: REDIS.host, port: REDIS.port });
+    pairs.push(client, upstream);
+    forward(client, upstream);
+    forward(upstream, client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const address = srv.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return {
+    port: address.port,
+    freeze: () => void (frozen = true),
+    thaw: () => {
+      frozen = false;
+      for (const send of held.splice(0)) send();
+    },
+    close: async () => {
+      for (const s of pairs) s.destroy();
       await new Promise<void>((resolve) => srv.close(() => resolve()));
     },
   };
@@ -111,6 +155,39 @@ describeWithServer(server, `custodian/redis when things fail (Redis at ${REDIS.h
     expect(await redis.client.ping()).toBe('PONG');
     expect(redis.stats().client).toMatchObject({ status: 'ready' });
     expect(redis.stats().client.reconnects).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a reset that hangs (the network went silent) is given up after pool.acquireTimeoutMs and the connection destroyed', async () => {
+    const proxy = await freezableProxy();
+    try {
+      const redis = newRedis({ port: proxy.port, pool: { max: 1, acquireTimeoutMs: 300 } });
+      const { events, stop } = collectDestroys(redis.name);
+      let id = -1;
+      const t0 = performance.now();
+      try {
+        await withScope(async () => {
+          await using conn = await redis.acquire();
+          id = await conn.value.client('ID');
+          await conn.value.select(3);
+          proxy.freeze(); // the reset's SELECT 0 gets no answer
+        });
+        expect(performance.now() - t0).toBeLessThan(2_000); // the release waited for the bounded reset, not for good
+        await settle(
+          async () => events.length,
+          (n) => n === 1,
+        );
+      } finally {
+        stop();
+      }
+      expect(events).toMatchObject([{ reason: 'reset-failed' }]);
+      expect(redis.stats().pool).toMatchObject({ borrowed: 0, available: 0 });
+      proxy.thaw();
+      const next = await redis.use(async (c) => ({ id: await c.client('ID'), db: (await clientInfo(await c.client('ID')))?.db }));
+      expect(next.id).not.toBe(id);
+      expect(next.db).toBe(0);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('Redis unreachable (a closed port): acquire() and the first shared command reject at once, naming the address', async () => {

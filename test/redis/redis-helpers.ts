@@ -8,7 +8,7 @@ import { afterEach } from 'vitest';
 import { createRedis, type RedisAdapter, type RedisAdapterOptions } from '../../adapters/redis/index.js';
 import { closeRedis, connectRedis, REDIS, RUN_ID } from '../integration/servers.js';
 
-export { closedPort, describeWithServer, probeRedis, REDIS, RUN_ID, settle } from '../integration/servers.js';
+export { closedPort, collectDestroys, describeWithServer, probeRedis, REDIS, RUN_ID, settle } from '../integration/servers.js';
 
 /** Keys of this run: nothing another engineer's run uses. */
 export const keyPrefix = `custodian-redis-test:${RUN_ID}:`;
