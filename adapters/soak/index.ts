@@ -5,6 +5,8 @@
  * docs/memory.md.
  */
 export { soak, type SoakOptions, type SoakTask } from './soak.js';
+export { soakServer, type SoakServerOptions } from './server.js';
+export { renderChart } from './chart.js';
 export type { GrowingSite, LeaseGrowthSite, Rate, SeriesName, SeriesReport, SoakResult, SoakSample } from './result.js';
 export type { Verdict } from './verdict.js';
 export { formatReport } from './report.js';
