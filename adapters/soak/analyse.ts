@@ -47,6 +47,7 @@ export function conclude(
   decisive: readonly SeriesName[],
   unavailable: ReadonlyMap<SeriesName, string>,
   bytesPerIteration: number,
+  per = 'iteration',
 ): Conclusion {
   const xs = samples.map((s) => s.iteration);
   const series: SeriesReport[] = [];
@@ -67,7 +68,7 @@ export function conclude(
       });
       continue;
     }
-    const j = judge(xs, ys as number[], floorOf(name, bytesPerIteration));
+    const j = judge(xs, ys as number[], floorOf(name, bytesPerIteration), per);
     series.push({
       name,
       available: true,

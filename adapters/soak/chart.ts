@@ -8,7 +8,7 @@ import { type SeriesName, type SoakResult } from './result.js';
 
 const W = 860;
 const H = 480;
-const M = { left: 78, right: 180, top: 48, bottom: 58 };
+const M = { left: 78, right: 180, top: 64, bottom: 58 };
 const COLORS: Record<SeriesName, string> = {
   heapUsed: '#1f77b4',
   external: '#9467bd',
@@ -69,14 +69,18 @@ export function renderChart(result: SoakResult): string {
   const unit = result.target.kind === 'url' ? 'requests' : 'iterations';
   const subject = result.target.kind === 'url' ? `${result.target.url} (pid ${result.target.pid})` : result.target.name;
   const rate = result.rate.bytesPerIteration;
-  const title = `${subject}: ${result.verdict}, ${result.decidedBy} ${rate >= 0 ? '+' : ''}${rate.toFixed(Math.abs(rate) >= 100 ? 0 : 1)} B/${unit === 'requests' ? 'request' : 'iteration'} (95 % CI ${result.rate.low.toFixed(1)} to ${result.rate.high.toFixed(1)})`;
+  const per = unit === 'requests' ? 'request' : 'iteration';
+  const short = unit === 'requests' ? 'req' : 'it';
+  const digits = (v: number) => v.toFixed(Math.abs(v) >= 100 ? 0 : 1);
+  const title = `${result.verdict.toUpperCase()}: ${result.decidedBy} ${rate >= 0 ? '+' : ''}${digits(rate)} B/${per} over the last decade (95 % interval ${digits(result.rate.low)} to ${digits(result.rate.high)})`;
 
   const out: string[] = [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
-    `<title>${escapeXml(title)}</title>`,
+    `<title>${escapeXml(`${subject}: ${title}`)}</title>`,
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
-    `<text x="${M.left}" y="24" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
+    `<text x="${M.left}" y="22" font-size="15" font-weight="bold">${escapeXml(subject)}</text>`,
+    `<text x="${M.left}" y="44" font-size="13">${escapeXml(title)}</text>`,
   ];
   // Grid and axes.
   for (const t of yTicks) {
@@ -92,7 +96,7 @@ export function renderChart(result: SoakResult): string {
   out.push(`<rect x="${M.left}" y="${M.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333333"/>`);
   out.push(`<text x="${M.left + plotW / 2}" y="${H - 14}" text-anchor="middle">${unit} (measured, after ${result.warmup} warm-up)</text>`);
   out.push(
-    `<text x="20" y="${M.top + plotH / 2}" text-anchor="middle" transform="rotate(-90 20 ${M.top + plotH / 2})">memory after GC (MiB)</text>`,
+    `<text x="20" y="${M.top + plotH / 2}" text-anchor="middle" transform="rotate(-90 20 ${M.top + plotH / 2})">${result.target.kind === 'url' ? 'resident memory of the server (MiB)' : 'memory after a full GC (MiB)'}</text>`,
   );
   // Series.
   for (const name of names) {
@@ -125,7 +129,7 @@ export function renderChart(result: SoakResult): string {
     out.push(`<text x="${lx + 30}" y="${ly}" dominant-baseline="middle">${name}</text>`);
     if (s?.late != null)
       out.push(
-        `<text x="${lx + 30}" y="${ly + 15}" dominant-baseline="middle" font-size="10" fill="#555555">${escapeXml(`${s.late.bytesPerIteration.toFixed(1)} B/it, ${s.verdict}`)}</text>`,
+        `<text x="${lx + 30}" y="${ly + 15}" dominant-baseline="middle" font-size="10" fill="#555555">${escapeXml(`${s.late.bytesPerIteration.toFixed(1)} B/${short}, ${s.verdict}`)}</text>`,
       );
     ly += 38;
   }

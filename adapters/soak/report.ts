@@ -15,10 +15,10 @@ export function formatBytes(bytes: number): string {
 }
 
 /** A rate in bytes per iteration, to a precision that fits its size. */
-export function formatRate(bytes: number): string {
+export function formatRate(bytes: number, per = 'iteration'): string {
   const a = Math.abs(bytes);
   const digits = a >= 100 ? 0 : a >= 10 ? 1 : 2;
-  return `${bytes >= 0 ? '+' : ''}${bytes.toFixed(digits)} B/iteration`;
+  return `${bytes >= 0 ? '+' : ''}${bytes.toFixed(digits)} B/${per}`;
 }
 
 const pad = (text: string, width: number): string => text.padStart(width);
@@ -37,6 +37,8 @@ export function formatReport(result: SoakResult, options: { maxSites?: number } 
   const max = options.maxSites ?? 10;
   const shown = SERIES.filter((name) => result.series.find((s) => s.name === name)?.available === true);
   const unit = result.target.kind === 'url' ? 'requests' : 'iteration';
+  const per = result.target.kind === 'url' ? 'request' : 'iteration';
+  const rateOf = (bytes: number) => formatRate(bytes, per);
   const header = [pad(unit, 10), pad('ms', 8), ...shown.map((n) => pad(n, 12))].join(' ');
   const lines = [header];
   for (const s of result.samples) {
@@ -45,22 +47,22 @@ export function formatReport(result: SoakResult, options: { maxSites?: number } 
     );
   }
   lines.push('');
-  lines.push('growth per iteration, last decade (95 % interval)   [whole run]');
+  lines.push(`growth per ${per}, last decade (95 % interval)   [whole run]`);
   for (const s of result.series) {
     if (!s.available || s.late === null || s.whole === null) {
       lines.push(`  ${s.name.padEnd(12)} not available: ${s.reason}`);
       continue;
     }
-    const ci = `[${formatRate(s.late.low).replace(' B/iteration', '')}, ${formatRate(s.late.high).replace(' B/iteration', '')}]`;
+    const ci = `[${rateOf(s.late.low).replace(` B/${per}`, '')}, ${rateOf(s.late.high).replace(` B/${per}`, '')}]`;
     lines.push(
-      `  ${s.name.padEnd(12)} ${formatRate(s.late.bytesPerIteration).padStart(20)} ${ci.padEnd(22)} [${formatRate(s.whole.bytesPerIteration)}]  ${s.verdict}${s.decisive ? ' *' : ''}`,
+      `  ${s.name.padEnd(12)} ${rateOf(s.late.bytesPerIteration).padStart(20)} ${ci.padEnd(22)} [${rateOf(s.whole.bytesPerIteration)}]  ${s.verdict}${s.decisive ? ' *' : ''}`,
     );
   }
   lines.push('  (* decides the verdict)');
   lines.push('');
   const r = result.rate;
   lines.push(
-    `verdict: ${result.verdict.toUpperCase()} — ${result.reason} (95 % interval ${formatRate(r.low)} to ${formatRate(r.high)}, ${result.iterations} iterations after ${result.warmup} warm-up, concurrency ${result.concurrency}, ${(result.durationMs / 1000).toFixed(1)} s)`,
+    `verdict: ${result.verdict.toUpperCase()} — ${result.reason} (95 % interval ${rateOf(r.low)} to ${rateOf(r.high)}, ${result.iterations} ${unit === 'requests' ? 'requests' : 'iterations'} after ${result.warmup} warm-up, concurrency ${result.concurrency}, ${(result.durationMs / 1000).toFixed(1)} s)`,
   );
   if (result.target.kind === 'function') {
     lines.push('');

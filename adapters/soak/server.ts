@@ -120,7 +120,7 @@ export async function soakServer(options: SoakServerOptions): Promise<SoakResult
     await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
   };
   const samples: SoakSample[] = [];
-  const started = performance.now();
+  let started = performance.now();
   const take = async (iteration: number): Promise<void> => {
     await new Promise((resolve) => setTimeout(resolve, settleMs));
     const resident = readResident(pid);
@@ -135,6 +135,7 @@ export async function soakServer(options: SoakServerOptions): Promise<SoakResult
   };
   try {
     await send(warmup);
+    started = performance.now();
     await take(0);
     let at = 0;
     for (const mark of marks) {
@@ -151,7 +152,7 @@ export async function soakServer(options: SoakServerOptions): Promise<SoakResult
     ['external', outside],
     ['arrayBuffers', outside],
   ]);
-  const conclusion = conclude(samples, ['uss'], missing, options.threshold ?? 1);
+  const conclusion = conclude(samples, ['uss'], missing, options.threshold ?? 1, 'request');
   const notes = [...statuses]
     .filter(([status]) => status < 200 || status >= 300)
     .map(([status, count]) => `${count} of ${total} responses had status ${status}`);

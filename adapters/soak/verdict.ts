@@ -39,8 +39,6 @@ export interface Judgement {
 /** A rate shrinking by more than this, early to late, is a cache warming up, not a leak. */
 export const SHRINK = 3;
 
-const rate = (bytes: number): string => `${bytes >= 10 || bytes <= -10 ? bytes.toFixed(0) : bytes.toFixed(1)} B/iteration`;
-
 /**
  * Whether a stretch of samples grew: the fit's interval excludes 0, its slope reaches the floor, and
  * both the fitted rise and the rise actually read (the median of its last two readings over that of
@@ -55,8 +53,9 @@ function grows(xs: readonly number[], ys: readonly number[], fit: Fit, floor: Fl
   return fit.slope * span >= floor.bytes && read >= floor.bytes;
 }
 
-/** Judges a series of readings `ys` taken after `xs` iterations (ascending, the first usually 0). */
-export function judge(xs: readonly number[], ys: readonly number[], floor: Floor): Judgement {
+/** Judges a series of readings `ys` taken after `xs` iterations (ascending, the first usually 0); `per` names an iteration in the reason. */
+export function judge(xs: readonly number[], ys: readonly number[], floor: Floor, per = 'iteration'): Judgement {
+  const rate = (bytes: number): string => `${bytes >= 10 || bytes <= -10 ? bytes.toFixed(0) : bytes.toFixed(1)} B/${per}`;
   const n = xs.length;
   const last = xs[n - 1] ?? 0;
   // The last decade, when it holds 3 samples; else the later half.
@@ -80,17 +79,17 @@ export function judge(xs: readonly number[], ys: readonly number[], floor: Floor
     return {
       ...base,
       verdict: 'bounded',
-      reason: `grew early (${rate(grewEarly ? early.slope : whole.slope)}), then stopped: ${rate(late.slope)} from iteration ${lateFrom}`,
+      reason: `grew early (${rate(grewEarly ? early.slope : whole.slope)}), then stopped: ${rate(late.slope)} from ${per} ${lateFrom}`,
     };
   }
   if (grewEarly && late.slope * SHRINK < early.slope) {
     return {
       ...base,
       verdict: 'bounded',
-      reason: `growth is slowing down: ${rate(early.slope)} early, ${rate(late.slope)} from iteration ${lateFrom}; a run 10x longer tells a slow leak from a cache still filling`,
+      reason: `growth is slowing down: ${rate(early.slope)} early, ${rate(late.slope)} from ${per} ${lateFrom}; a run 10x longer tells a slow leak from a cache still filling`,
     };
   }
-  return { ...base, verdict: 'leaking', reason: `grows ${rate(late.slope)} from iteration ${lateFrom} on, and does not slow down` };
+  return { ...base, verdict: 'leaking', reason: `grows ${rate(late.slope)} from ${per} ${lateFrom} on, and does not slow down` };
 }
 
 /**
