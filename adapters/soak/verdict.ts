@@ -4,9 +4,12 @@
  * over the last decade of iterations (from a tenth of the total to the end). A leak keeps its rate
  * from decade to decade; a cache that warms up grows early and then stops, or grows ever slower.
  *
- *  - stable:  no fit shows growth (its interval includes 0, or it is below the floor);
- *  - bounded: it grew, but the last decade does not, or grows at less than a third of the early rate;
- *  - leaking: the last decade grows, above the floor, at a third or more of the early rate.
+ *  - stable:  no fit shows growth (its interval includes 0, or it is below the floor), and the
+ *             readings at the end are within the floor of those at the start;
+ *  - bounded: it grew, but the last decade does not, or grows at less than a third of the early rate
+ *    and still slows down within the decade;
+ *  - leaking: the last decade grows, above the floor, at a third or more of the early rate, or at
+ *    a steady rate within the decade (a cache that filled early, plus a leak).
  */
 import { median, theilSen, type Fit } from '../../src/internal.js';
 
@@ -59,7 +62,8 @@ export function judge(xs: readonly number[], ys: readonly number[], floor: Floor
   const n = xs.length;
   const last = xs[n - 1] ?? 0;
   // The last decade, when it holds 3 samples; else the later half.
-  let start = xs.findIndex((x) => x >= last / 10);
+  // (Checkpoints are whole numbers: iterations/10 may have been rounded down by up to a half.)
+  let start = xs.findIndex((x) => x >= last / 10 - 0.5);
   if (start < 0 || n - start < 3) start = Math.max(0, Math.floor(n / 2) - (n % 2 === 0 ? 1 : 0));
   const lateFrom = xs[start] ?? 0;
   const stretch = (from: number, to: number) => {
@@ -72,17 +76,29 @@ export function judge(xs: readonly number[], ys: readonly number[], floor: Floor
   const { fit: early, grew: grewEarly } = stretch(0, start + 1);
   const { fit: late, grew: grewLate } = stretch(start, n);
   const base = { whole, early, late, lateFrom };
-  if (!grewLate && !grewEarly && !grewWhole) {
+  // A rise that happened between the first few checkpoints leaves every fit flat: read it directly.
+  const rise = median(ys.slice(n - 2)) - median(ys.slice(0, 2));
+  const rose = rise >= floor.bytes && rise >= floor.bytesPerIteration * (last - (xs[0] ?? 0));
+  if (!grewLate && !grewEarly && !grewWhole && !rose) {
     return { ...base, verdict: 'stable', reason: `no growth: ${rate(whole.slope)} over the run, within noise` };
   }
   if (!grewLate) {
-    return {
-      ...base,
-      verdict: 'bounded',
-      reason: `grew early (${rate(grewEarly ? early.slope : whole.slope)}), then stopped: ${rate(late.slope)} from ${per} ${lateFrom}`,
-    };
+    const how = grewEarly ? rate(early.slope) : grewWhole ? rate(whole.slope) : `${(rise / 1024).toFixed(0)} KiB in all`;
+    return { ...base, verdict: 'bounded', reason: `grew early (${how}), then stopped: ${rate(late.slope)} from ${per} ${lateFrom}` };
   }
   if (grewEarly && late.slope * SHRINK < early.slope) {
+    // Slower than at the start: a cache still filling, or a cache that filled plus a leak. Within
+    // the last decade, the first keeps slowing down; the second is a straight line.
+    const mid = start + Math.floor((n - 1 - start) / 2);
+    const { fit: before } = stretch(start, mid + 1);
+    const { fit: after, grew: steady } = stretch(mid, n);
+    if (n - start >= 5 && steady && after.slope * 2 >= before.slope) {
+      return {
+        ...base,
+        verdict: 'leaking',
+        reason: `grows ${rate(late.slope)} from ${per} ${lateFrom} on at a steady rate, after a faster start (${rate(early.slope)}): something filled up, and something else keeps growing`,
+      };
+    }
     return {
       ...base,
       verdict: 'bounded',

@@ -14,7 +14,7 @@ import type { SoakResult } from '../../adapters/soak/index.js';
 const root = new URL('../../', import.meta.url).pathname;
 const cli = join(root, 'dist/adapters/soak/cli.js');
 const fixtures = 'test/soak/fixtures';
-let dir: string;
+let dir: string | undefined;
 
 interface Run {
   code: number | null;
@@ -64,12 +64,14 @@ beforeAll(() => {
   }
   dir = mkdtempSync(join(tmpdir(), 'custodian-soak-'));
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('custodian soak <module>', () => {
   it('finds a leak: exit 1, the table, the verdict, the line, a JSON result and an SVG chart', async () => {
-    const json = join(dir, 'leak.json');
-    const svg = join(dir, 'leak.svg');
+    const json = join(dir as string, 'leak.json');
+    const svg = join(dir as string, 'leak.svg');
     const r = await run(['soak', `${fixtures}/module.mjs`, '--iterations', '5000', '--json', json, '--svg', svg]);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stdout).toMatch(/^ iteration +ms +heapUsed +external +arrayBuffers +rss/);
@@ -121,8 +123,8 @@ describe('custodian soak --url', () => {
   });
 
   it('drives a leaky node:http server with keep-alive requests and finds its USS growing: exit 1, JSON and chart', async () => {
-    const json = join(dir, 'server.json');
-    const svg = join(dir, 'server.svg');
+    const json = join(dir as string, 'server.json');
+    const svg = join(dir as string, 'server.svg');
     const url = `http://127.0.0.1:${port}/items`;
     const r = await run([
       'soak',
