@@ -11,7 +11,7 @@ import {
   type SeriesReport,
   type SoakSample,
 } from './result.js';
-import type { SiteBytes } from './profile.js';
+import { NO_USER_FRAME, type SiteBytes } from './profile.js';
 import { judge, type Floor, type Verdict } from './verdict.js';
 
 const KiB = 1024;
@@ -99,8 +99,9 @@ export function conclude(
 
 /**
  * Sites whose sampled retained bytes grew between at least half of the consecutive checkpoints
- * and, overall, by more than the heap's noise floor (so that what V8 and Node keep for themselves
- * while warming up is not listed), most growth first.
+ * and, overall, by more than the heap's noise floor (four times that for allocations with no user
+ * frame, so that what V8 and Node keep for themselves while warming up is not listed), most growth
+ * first.
  */
 export function growingSites(xs: readonly number[], live: readonly SiteBytes[], minGrowth: number): GrowingSite[] {
   const names = new Map<string, string>();
@@ -112,7 +113,9 @@ export function growingSites(xs: readonly number[], live: readonly SiteBytes[], 
     let growthTimes = 0;
     for (let i = 1; i < retained.length; i++) if ((retained[i] as number) > (retained[i - 1] as number)) growthTimes++;
     const retainedGrowth = (retained[retained.length - 1] ?? 0) - (retained[0] ?? 0);
-    if (steps < 1 || growthTimes * 2 < steps || retainedGrowth < minGrowth) continue;
+    // What Node and V8 allocate for themselves (no user frame) grows a few hundred KiB while they warm up.
+    const floor = site === NO_USER_FRAME ? 4 * minGrowth : minGrowth;
+    if (steps < 1 || growthTimes * 2 < steps || retainedGrowth < floor) continue;
     const bytesPerIteration = theilSen(xs, retained).slope;
     out.push({ site, functionName, growthTimes, retainedGrowth, bytesPerIteration, retained });
   }

@@ -25,7 +25,7 @@ const pad = (text: string, width: number): string => text.padStart(width);
 
 /** One growing allocation site: `src/cache.ts:41:12 (remember) => growth times 7, retained +181 KiB (+1.9 B/iteration)`. */
 export function formatSite(s: GrowingSite): string {
-  return `${s.site} (${s.functionName}) => growth times ${s.growthTimes}, retained +${formatBytes(s.retainedGrowth)} (${formatRate(s.bytesPerIteration)})`;
+  return `${s.site}${s.functionName === '' ? '' : ` (${s.functionName})`} => growth times ${s.growthTimes}, retained +${formatBytes(s.retainedGrowth)} (${formatRate(s.bytesPerIteration)})`;
 }
 
 function formatLeaseSite(s: LeaseGrowthSite): string {
