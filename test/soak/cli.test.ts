@@ -4,7 +4,7 @@
  * codes, the JSON, the SVG, progress without control codes when stderr is not a terminal, and one
  * clear line for each kind of bad input.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +106,29 @@ describe('custodian soak <module>', () => {
     expect(r.stderr).not.toContain('\x1b');
     expect(r.stderr).not.toContain('\r');
   });
+});
+
+describe('custodian soak on a terminal', () => {
+  // `script` (util-linux) runs the CLI on a pseudo-terminal, so that stderr is a TTY.
+  const hasScript = (() => {
+    try {
+      execFileSync('script', ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  it.runIf(process.platform === 'linux' && (hasScript || process.env.CI === 'true'))(
+    'draws a progress bar in place, and clears it before the report',
+    () => {
+      const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} soak ${fixtures}/module.mjs --export steady --iterations 3000 > /dev/null`;
+      const out = execFileSync('script', ['-qec', command, '/dev/null'], { cwd: root, encoding: 'utf8' });
+      expect(out).toMatch(/\rsoak \[#+\.*\] \d+\/3300 iterations/);
+      expect(out).toMatch(/\(checkpoint \d+\/12: heapUsed [\d.]+ MiB, rss [\d.]+ MiB\)/);
+      expect(out.endsWith('\r\x1b[K')).toBe(true); // the bar erased
+      expect(out).not.toContain('soak: checkpoint');
+    },
+  );
 });
 
 describe('custodian soak --url', () => {
