@@ -203,8 +203,13 @@ run(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
-    // A task that threw, or a bug: the whole stack, exit 2 (no verdict was reached).
-    process.stderr.write(`custodian soak: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    // A task that threw (or a bug): what and where on the first line, then the task's own stack;
+    // exit 2, as no verdict was reached.
+    const cause = error instanceof Error ? error.cause : undefined;
+    const detail = cause instanceof Error ? cause.stack : error instanceof Error ? error.stack?.split('\n').slice(1).join('\n') : undefined;
+    process.stderr.write(
+      `custodian soak: ${error instanceof Error ? error.message : String(error)}\n${detail === undefined ? '' : `${detail}\n`}`,
+    );
     process.exitCode = 2;
   },
 );

@@ -108,6 +108,17 @@ describe('custodian soak <module>', () => {
   });
 });
 
+describe('custodian soak: a task that throws', () => {
+  it('stops at the first error: exit 2, the iteration and the message, then the stack', async () => {
+    const r = await run(['soak', `${fixtures}/module.mjs`, '--export', 'broken', '--iterations', '100', '--warmup', '0']);
+    expect(r.code).toBe(2);
+    const lines = r.stderr.split('\n').filter((l) => !l.startsWith('soak: checkpoint')); // progress before the error
+    expect(lines[0]).toBe('custodian soak: soak(): the task threw on iteration 3: order 3 has no items');
+    expect(r.stderr).toMatch(/at broken \(.*test\/soak\/fixtures\/module\.mjs:\d+:\d+\)/);
+    expect(r.stdout).toBe('');
+  });
+});
+
 describe('custodian soak on a terminal', () => {
   // `script` (util-linux) runs the CLI on a pseudo-terminal, so that stderr is a TTY.
   const hasScript = (() => {
@@ -193,7 +204,7 @@ describe('custodian soak: bad input is one line on stderr and exit 2', () => {
     [
       'an export that is not a function',
       ['soak', `${fixtures}/module.mjs`, '--export', 'answer'],
-      /^custodian soak: test\/soak\/fixtures\/module\.mjs exports no function named 'answer' \(it is number\); functions it exports: default, steady; pick one with --export$/,
+      /^custodian soak: test\/soak\/fixtures\/module\.mjs exports no function named 'answer' \(it is number\); functions it exports: broken, default, steady; pick one with --export$/,
     ],
     [
       '--iterations 0',
