@@ -128,6 +128,7 @@ export async function soak(task: SoakTask, options: SoakOptions = {}): Promise<S
             return isPromiseLike(out) ? out : undefined;
           });
         } catch (error) {
+          next = to; // the other workers stop too: nothing runs once soak() has rejected
           throw new Error(
             `soak(): the task threw on iteration ${i}${i < 0 ? ' (warm-up)' : ''}: ${error instanceof Error ? error.message : String(error)}`,
             {
@@ -158,12 +159,13 @@ export async function soak(task: SoakTask, options: SoakOptions = {}): Promise<S
   const started = performance.now();
   try {
     if (profile) {
+      const starting = new AllocationSampler();
       try {
-        sampler = new AllocationSampler();
-        await sampler.start(samplingInterval);
+        await starting.start(samplingInterval);
+        sampler = starting;
       } catch (error) {
         // Another inspector session holding the profiler, or a runtime without one: soak without sites.
-        sampler = undefined;
+        await starting.stop().catch(() => undefined);
         profilerNote = `the sampling heap profiler could not start: ${error instanceof Error ? error.message : String(error)}`;
       }
     }

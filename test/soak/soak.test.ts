@@ -160,6 +160,24 @@ describe('soak(): the run', () => {
     ).rejects.toThrow('soak(): the task threw on iteration 42: boom');
   });
 
+  it('stops every worker when one task throws, with concurrency', async () => {
+    let calls = 0;
+    await expect(
+      soak(
+        async (i) => {
+          calls++;
+          await new Promise((resolve) => setImmediate(resolve));
+          if (i === 20) throw new Error('boom');
+        },
+        { iterations: 1000, warmup: 0, concurrency: 4, profile: false },
+      ),
+    ).rejects.toThrow('soak(): the task threw on iteration 20: boom');
+    const atRejection = calls;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(calls).toBe(atRejection);
+    expect(calls).toBeLessThan(30);
+  });
+
   it('rejects bad options with a TypeError naming the option, before running anything', async () => {
     let ran = 0;
     const task = () => void ran++;
