@@ -142,18 +142,38 @@ describe('custodian soak on a terminal', () => {
   );
 });
 
+/** Starts the fixture server (keeping `leakBytes` per request) and resolves with it and its port. */
+async function startServer(leakBytes: number): Promise<{ server: ChildProcess; port: number }> {
+  const server = spawn(process.execPath, [join(root, fixtures, 'leaky-server.cjs')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, LEAK_BYTES: String(leakBytes) },
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    server.once('error', reject);
+  });
+  return { server, port };
+}
+
 describe('custodian soak --url', () => {
   let server: ChildProcess;
   let port: number;
   beforeAll(async () => {
-    server = spawn(process.execPath, [join(root, fixtures, 'leaky-server.cjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    port = await new Promise<number>((resolve, reject) => {
-      server.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-      server.once('error', reject);
-    });
+    ({ server, port } = await startServer(4096));
   });
   afterAll(() => {
     server.kill('SIGTERM');
+  });
+
+  it('a server that keeps nothing: exit 0', async () => {
+    const { server: steady, port: steadyPort } = await startServer(0);
+    try {
+      const r = await run(['soak', '--url', `http://127.0.0.1:${steadyPort}/`, '--pid', String(steady.pid), '--requests', '2000']);
+      expect(r.code, r.stdout).toBe(0);
+      expect(r.stdout).toMatch(/verdict: (STABLE|BOUNDED) — uss/);
+    } finally {
+      steady.kill('SIGTERM');
+    }
   });
 
   it('drives a leaky node:http server with keep-alive requests and finds its USS growing: exit 1, JSON and chart', async () => {
