@@ -4,7 +4,7 @@
  *   npm run bench                      (= npm run build && node --expose-gc dist/bench/run.js)
  *   node --expose-gc dist/bench/run.js --json results.json
  *   node --expose-gc dist/bench/run.js --quick      (fewer, shorter rounds: a smoke test)
- *   node --expose-gc dist/bench/run.js --only pool  (one suite: context, withScope, lease, pool, redis, memory, sweep, testmode)
+ *   node --expose-gc dist/bench/run.js --only pool  (one suite: context, withScope, lease, pool, redis, memory, sweep, soak, testmode)
  *
  * Exits non-zero only when a benchmark crashes; a missed target is reported, never a failure.
  * The pool suite's mysql2 rows use the MariaDB at 127.0.0.1:3306 (root, no password, database
@@ -20,6 +20,7 @@ import { memoryBench } from './memory.bench.js';
 import { poolBench } from './pool.bench.js';
 import { redisBench } from './redis.bench.js';
 import { contextBench, scopeBench } from './scope.bench.js';
+import { soakBench } from './soak.bench.js';
 import { sweepBench } from './sweep.bench.js';
 import { testModeBench } from './testmode.bench.js';
 
@@ -72,6 +73,7 @@ async function main(): Promise<number> {
     ['redis', () => redisBench(options, (line) => notes.push(line))],
     ['memory', () => memoryBench(quick ? { iterations: 100_000, live: 20_000, log } : { log })],
     ['sweep', () => sweepBench(log)],
+    ['soak', () => soakBench({ quick, log })],
     // Last: it turns on test mode's second AsyncLocalStorage, which stays on.
     ['testmode', () => testModeBench(options, !quick, (line) => notes.push(line))],
   ];
