@@ -5,7 +5,7 @@
  * consumer's test runner warn).
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,6 +34,11 @@ beforeAll(async () => {
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
   const installed = await run(npm, ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app });
   installLog = installed.stdout + installed.stderr;
+  // The adapters' libraries, as a user of each adapter installs them (optional peers: never installed for them).
+  const peers = Object.keys(
+    (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { peerDependencies: object }).peerDependencies,
+  );
+  await run(npm, ['install', ...peers.filter((name) => name !== 'vitest'), '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app });
 }, 180_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,4 +73,28 @@ describe('the packed tarball', () => {
     expect(cjs.stdout.trim()).toBe(esm.stdout.trim());
     expect(esm.stderr + cjs.stderr).toBe('');
   });
+
+  it('resolves every entry of the exports map from an ES module and from CommonJS, with the same names', async () => {
+    const app = join(dir, 'app');
+    const exportsMap = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, unknown> }).exports;
+    // The vitest entries need a running Vitest; the package.json entry is data.
+    const entries = Object.keys(exportsMap)
+      .filter((key) => key !== './package.json' && !key.startsWith('./vitest'))
+      .map((key) => `custodian${key.slice(1)}`);
+    expect(entries.length).toBeGreaterThan(1);
+    for (const entry of entries) {
+      writeFileSync(
+        join(app, 'entry.mjs'),
+        `const api = await import(${JSON.stringify(entry)});\nconsole.log(Object.keys(api).sort().join(','));\n`,
+      );
+      writeFileSync(
+        join(app, 'entry.cjs'),
+        `const api = require(${JSON.stringify(entry)});\nconsole.log(Object.keys(api).sort().join(','));\n`,
+      );
+      const esm = await run(process.execPath, ['entry.mjs'], { cwd: app });
+      const cjs = await run(process.execPath, ['entry.cjs'], { cwd: app });
+      expect(esm.stdout.trim(), entry).not.toBe('');
+      expect(cjs.stdout.trim(), entry).toBe(esm.stdout.trim());
+    }
+  }, 60_000);
 });
