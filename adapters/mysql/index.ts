@@ -79,10 +79,9 @@ const ISOLATION = ['READ UNCOMMITTED', 'READ COMMITTED', 'REPEATABLE READ', 'SER
 export function createMysql(options: MysqlOptions | string): Mysql {
   const o = resolveMysqlOptions(options);
   const named = o.connection.namedPlaceholders === true;
-  // The pool is made below; a connection can die only after it was created by the pool.
-  let pool: Pool<Connection> | undefined;
-  const connections = new Connections(o, (conn) => void pool?.evict(conn));
-  pool = createPool<Connection>(
+  // A connection can die only after the pool below created it, so `pool` is set by then.
+  const connections = new Connections(o, (conn) => void pool.evict(conn));
+  const pool: Pool<Connection> = createPool<Connection>(
     {
       create: () => connections.create(),
       destroy: (conn) => connections.destroy(conn),

@@ -3,7 +3,7 @@
  * URI), custodian's pool options, the reset policy and the session set-up. Every check runs before
  * any socket is opened, and no message ever carries the password.
  */
-import type { ConnectionOptions } from 'mysql2/promise';
+import type { Connection, ConnectionOptions } from 'mysql2/promise';
 import type { PoolOptions } from '../../src/index.js';
 import { describe, rules, validateOptions, type Rule } from '../../src/internal.js';
 
@@ -44,7 +44,7 @@ export interface MysqlOptions extends Omit<ConnectionOptions, PoolOnlyKey | 'poo
    * applied: for set-up those cannot express. Runs outside any scope. A throw fails the connect
    * (or destroys the connection after a reset).
    */
-  onConnect?: ((connection: import('mysql2/promise').Connection) => unknown) | undefined;
+  onConnect?: ((connection: Connection) => unknown) | undefined;
 }
 
 /** mysql2 pool options, which custodian's pool replaces. */
@@ -152,7 +152,7 @@ export interface ResolvedMysqlOptions {
   readonly reset: ResetPolicy;
   /** `SET NAMES ..., @@SESSION.x = ...`: run on connect and after each reset. */
   readonly setupSql: string;
-  readonly onConnect: ((connection: import('mysql2/promise').Connection) => unknown) | undefined;
+  readonly onConnect: ((connection: Connection) => unknown) | undefined;
   /** `host:port` (or the socket path), `user` and `database`: what errors may say about the server. */
   readonly where: string;
   /** The passwords given, to scrub from any text custodian shows. */
@@ -256,6 +256,8 @@ export function resolveMysqlOptions(input: unknown): ResolvedMysqlOptions {
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
       throw new TypeError(`${WHERE}: option 'session.${key}' must be a string, a number or a boolean, got ${describe(value)}`);
     }
+    if (typeof value === 'string' && value.includes('\0'))
+      throw new TypeError(`${WHERE}: option 'session.${key}' must not contain a NUL character`);
     if (typeof value === 'number' && !Number.isFinite(value))
       throw new TypeError(`${WHERE}: option 'session.${key}' must be a finite number, got ${value}`);
     assignments.push(`@@SESSION.${key} = ${literal(value)}`);
@@ -283,11 +285,11 @@ export function resolveMysqlOptions(input: unknown): ResolvedMysqlOptions {
   };
 }
 
-/** A SQL literal for a session value (strings quoted and escaped as mysql2 would). */
+/** A SQL literal for a session value: strings quoted, with quotes and backslashes escaped (NUL refused at validation). */
 function literal(value: SessionValue): string {
   if (typeof value === 'number') return String(value);
   if (typeof value === 'boolean') return value ? 'ON' : 'OFF';
-  return `'${value.replace(/[\0\n\r\b\t\x1a'"\\]/g, (c) => `\\${{ '\0': '0', '\n': 'n', '\r': 'r', '\b': 'b', '\t': 't', '\x1a': 'Z' }[c] ?? c}`)}'`;
+  return `'${value.replace(/['\\]/g, (c) => `\\${c}`)}'`;
 }
 
 /** Replaces every configured password in `text` with `***`: errors and reports never show one. */

@@ -215,10 +215,288 @@ describeWithServer(server, `custodian/mysql against MariaDB (${MYSQL.host}:${MYS
       await cleanUp();
     });
   });
-});
+  describe('release resets session state for the next borrower', () => {
+    /** Everything a borrower may leave on its connection. */
+    const dirty = async (conn: Connection) => {
+      await conn.query("SET @leftover = 'x', time_zone = '+05:00', NAMES latin1");
+      await conn.query('CREATE TEMPORARY TABLE leftover_tmp (a INT)');
+      await conn.query('SELECT GET_LOCK(?, 0)', [`custodian_lock_${RUN_ID}`]);
+      await conn.query('START TRANSACTION');
+      await conn.query(`INSERT INTO \`${table}\` (id, note) VALUES (20, 'uncommitted')`);
+    };
+    const view = async (db: Mysql) => {
+      const lease = await db.acquire();
+      try {
+        const [rows] = await lease.value.query<RowDataPacket[]>(
+          'SELECT CONNECTION_ID() AS id, @leftover AS v, @@in_transaction AS tx, IS_USED_LOCK(?) AS lk, @@time_zone AS tz, @@character_set_client AS cs',
+          [`custodian_lock_${RUN_ID}`],
+        );
+        // A temporary table is visible to its own session only: ask for it by name.
+        const tmp = await lease.value.query('SELECT COUNT(*) FROM leftover_tmp').then(
+          () => 1,
+          (error: { code?: string }) => (error.code === 'ER_NO_SUCH_TABLE' ? 0 : error.code),
+        );
+        return { ...rows[0], tmp } as Record<string, unknown>;
+      } finally {
+        await lease.release();
+      }
+    };
 
-void utilInspect;
-void inspect;
-void PoolCreateError;
-void closedPort;
-void settle;
+    it('the next borrower of the same connection (same CONNECTION_ID) sees no variable, temporary table, transaction or GET_LOCK, and the configured charset and time zone', async () => {
+      const db = client({ pool: { max: 1 }, charset: 'UTF8MB4_GENERAL_CI', session: { time_zone: '+02:00' } });
+      const before = await view(db);
+      expect(before).toMatchObject({ v: null, tx: 0, lk: null, tz: '+02:00', cs: 'utf8mb4', tmp: 0 });
+      {
+        await using lease = await db.acquire();
+        await dirty(lease.value);
+        expect(await scalar(lease.value, 'SELECT @leftover')).toBe('x');
+      }
+      const after = await view(db);
+      expect(after).toEqual({ ...before }); // same connection id too
+      expect(await ids()).toEqual([]);
+      expect(db.stats().resets).toBeGreaterThanOrEqual(1);
+      await cleanUp();
+    });
+
+    it("reset 'dirty' (default) skips plain statements and resets after one that touches the session; 'always' resets after every borrow; 'never' leaves session state to the next borrower", async () => {
+      const dirtyDb = client({ pool: { max: 1 } });
+      await dirtyDb.query('SELECT 1');
+      await dirtyDb.execute(`INSERT INTO \`${table}\` (id, note) VALUES (?, ?)`, [30, 'plain']);
+      await sleep(5);
+      expect(dirtyDb.stats().resets).toBe(0);
+      await dirtyDb.query("SET @x = 'session'");
+      await settle(
+        async () => dirtyDb.stats().resets,
+        (n) => n === 1,
+      );
+      expect(await scalar(dirtyDb, 'SELECT @x')).toBe(null);
+      expect(dirtyDb.stats().resets).toBe(1);
+
+      const alwaysDb = client({ pool: { max: 1 }, reset: 'always' });
+      await alwaysDb.query('SELECT 1');
+      await alwaysDb.query('SELECT 1');
+      await settle(
+        async () => alwaysDb.stats().resets,
+        (n) => n === 2,
+      );
+      expect(alwaysDb.stats().resets).toBe(2);
+
+      const neverDb = client({ pool: { max: 1 }, reset: 'never' });
+      await neverDb.query("SET @x = 'kept'");
+      expect(await scalar(neverDb, 'SELECT @x')).toBe('kept');
+      {
+        await using lease = await neverDb.acquire();
+        await lease.value.query('START TRANSACTION');
+        await lease.value.query(`INSERT INTO \`${table}\` (id, note) VALUES (31, 'never: rolled back anyway')`);
+      }
+      expect(await scalar(neverDb, 'SELECT @@in_transaction')).toBe(0);
+      expect(neverDb.stats().resets).toBe(0);
+      expect(await ids()).toEqual([30]);
+      await cleanUp();
+    });
+
+    it('onConnect runs on every new connection and again after each reset', async () => {
+      let calls = 0;
+      const db = client({
+        pool: { max: 1 },
+        onConnect: async (conn) => {
+          calls++;
+          await conn.query("SET @app = 'ready'");
+        },
+      });
+      expect(await scalar(db, 'SELECT @app')).toBe('ready');
+      {
+        await using lease = await db.acquire();
+        await lease.value.query("SET @app = 'changed'");
+      }
+      expect(await scalar(db, 'SELECT @app')).toBe('ready');
+      await settle(
+        async () => db.stats().borrowed,
+        (n) => n === 0,
+      );
+      expect(calls).toBe(1 + db.stats().resets); // one connection: its connect, then every reset
+      expect(db.stats().resets).toBeGreaterThanOrEqual(1);
+      await cleanUp();
+    });
+  });
+
+  describe('faults', () => {
+    it('a connection killed mid-statement (KILL from another connection) gives the caller mysql2 error with its code, is destroyed, and the pool replaces it', async () => {
+      const db = client({ pool: { max: 1 } });
+      const first = Number(await scalar(db, 'SELECT CONNECTION_ID()'));
+      const running = db.query('SELECT SLEEP(5)');
+      running.catch(() => {}); // awaited below, after the kill
+      await settle(
+        () =>
+          scalar(adminConn(), 'SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE ?', [first, '%SLEEP(5)%']),
+        (n) => Number(n) === 1,
+      );
+      await adminConn().query(`KILL ${first}`);
+      const error = (await rejectionOf(running)) as { code?: string; fatal?: boolean };
+      expect(typeof error.code).toBe('string');
+      expect(error.code).toMatch(/PROTOCOL_CONNECTION_LOST|ER_CONNECTION_KILLED|ECONNRESET/);
+      const second = Number(await scalar(db, 'SELECT CONNECTION_ID()'));
+      expect(second).not.toBe(first);
+      expect(db.stats()).toMatchObject({ size: 1, borrowed: 0 });
+      await cleanUp();
+    });
+
+    it('a connection killed while idle is evicted when mysql2 reports it: the next statement gets a live one, never "closed state"', async () => {
+      const db = client({ pool: { max: 2 } });
+      const [a, b] = await Promise.all([
+        scalar(db, 'SELECT CONNECTION_ID() + 0 * SLEEP(0.05)'),
+        scalar(db, 'SELECT CONNECTION_ID() + 0 * SLEEP(0.05)'),
+      ]);
+      expect(db.stats().available).toBe(2);
+      await adminConn().query(`KILL ${Number(a)}`);
+      await adminConn().query(`KILL ${Number(b)}`);
+      await settle(
+        async () => db.stats().available,
+        (n) => n === 0,
+      );
+      expect(db.stats().available).toBe(0);
+      const id = Number(await scalar(db, 'SELECT CONNECTION_ID()'));
+      expect([Number(a), Number(b)]).not.toContain(id);
+      await cleanUp();
+    });
+
+    it('an unreachable server: acquire() and query() reject promptly with an error naming host and port; the password is never shown', async () => {
+      const port = await closedPort();
+      const password = 'hunter2-never-shown';
+      const db = client({ host: '127.0.0.1', port, user: 'root', password, pool: { acquireTimeoutMs: 5_000 } });
+      const t0 = performance.now();
+      const errors = [await rejectionOf(db.query('SELECT 1')), await rejectionOf(db.acquire())];
+      expect(performance.now() - t0).toBeLessThan(2_000);
+      for (const error of errors) {
+        expect(error).toBeInstanceOf(PoolCreateError);
+        const text = `${String(error)} ${utilInspect(error, { depth: 5 })}`;
+        expect(text).toContain(`127.0.0.1:${port}`);
+        expect(text).toContain('ECONNREFUSED');
+        expect(text).not.toContain(password);
+      }
+      const fromUri = client(`mysql://root:${password}@127.0.0.1:${port}/test`);
+      const uriError = await rejectionOf(fromUri.query('SELECT 1'));
+      expect(`${String(uriError)} ${utilInspect(uriError, { depth: 5 })}`).not.toContain(password);
+      expect(JSON.stringify(inspect())).not.toContain(password);
+      expect(utilInspect(db, { depth: 5 })).not.toContain(password);
+      await cleanUp();
+    });
+
+    it('a scope timed out during SELECT SLEEP(5): the statement is killed on the server, the connection never returns mid-statement, the next borrower answers at once', async () => {
+      const db = client({ pool: { max: 1 } });
+      const id = Number(await scalar(db, 'SELECT CONNECTION_ID()'));
+      const t0 = performance.now();
+      const error = await rejectionOf(withScope(() => db.query('SELECT SLEEP(5)'), { timeout: 100 }));
+      expect((error as Error).name).toBe('TimeoutError');
+      expect(Number(await scalar(db, 'SELECT 41 + 1'))).toBe(42);
+      expect(performance.now() - t0).toBeLessThan(2_000);
+      const left = await settle(
+        () => scalar(adminConn(), 'SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?', [id]),
+        (n) => Number(n) === 0,
+      );
+      expect(Number(left)).toBe(0);
+      expect(db.stats().kills).toBe(1);
+      await cleanUp();
+    });
+
+    it('a scope aborted by its signal during SELECT SLEEP(5) inside a transaction: nothing is committed, the next borrower answers at once', async () => {
+      const db = client({ pool: { max: 1 } });
+      const controller = new AbortController();
+      const running = withScope(
+        () =>
+          db.transaction(async (tx) => {
+            await tx.query(`INSERT INTO \`${table}\` (id, note) VALUES (40, 'aborted')`);
+            await tx.query('SELECT SLEEP(5)');
+          }),
+        { signal: controller.signal },
+      );
+      await sleep(100);
+      controller.abort(new Error('client went away'));
+      expect(((await rejectionOf(running)) as Error).message).toBe('client went away');
+      expect(Number(await scalar(db, 'SELECT 1'))).toBe(1);
+      expect(await ids()).toEqual([]);
+      await cleanUp();
+    });
+
+    it('a client-side query timeout destroys the connection (the statement would keep running) and kills its thread', async () => {
+      const db = client({ pool: { max: 1 } });
+      const id = Number(await scalar(db, 'SELECT CONNECTION_ID()'));
+      const error = (await rejectionOf(db.query({ sql: 'SELECT SLEEP(5)', timeout: 50 }))) as { code?: string };
+      expect(error.code).toBe('PROTOCOL_SEQUENCE_TIMEOUT');
+      expect(Number(await scalar(db, 'SELECT CONNECTION_ID()'))).not.toBe(id);
+      await settle(
+        async () => db.stats().kills,
+        (n) => n === 1,
+      );
+      expect(db.stats().kills).toBe(1);
+      await cleanUp();
+    });
+  });
+
+  describe('the seed leak: a handler keeps its connection in module state', () => {
+    it('1,000 tasks on a pool of 10 never run it dry; each is reclaimed at scope end and reported at the acquire() line; the open transaction is rolled back first', async () => {
+      allowLeaks();
+      const db = client({ pool: { max: 10, acquireTimeoutMs: 5_000 } });
+      const moduleState: unknown[] = [];
+      const { reports, stop } = collectReports();
+      const handler = (i: number) =>
+        withScope(async () => {
+          const lease = await db.acquire(); // site:seed
+          moduleState.push(lease);
+          await lease.value.query('START TRANSACTION');
+          await lease.value.query(`INSERT INTO \`${table}\` (id, note) VALUES (?, 'leaked')`, [1000 + i]);
+        });
+      for (let batch = 0; batch < 10; batch++) await Promise.all(Array.from({ length: 100 }, (_, i) => handler(batch * 100 + i)));
+      stop();
+      const unreleased = reports.filter((r) => r.type === 'unreleased');
+      expect(unreleased).toHaveLength(1000);
+      expect(new Set(unreleased.flatMap((r) => (r.type === 'unreleased' ? r.resources.map((x) => `${x.kind} ${x.site}`) : [])))).toEqual(
+        new Set([`mysql connection ${siteOf('seed', 'acquire')}`]),
+      );
+      await settle(
+        async () => db.stats().borrowed,
+        (n) => n === 0,
+      );
+      expect(db.stats()).toMatchObject({ borrowed: 0, pending: 0 });
+      expect(db.stats().size).toBeLessThanOrEqual(10);
+      expect(await ids()).toEqual([]);
+      moduleState.length = 0;
+      await cleanUp();
+    });
+  });
+
+  describe('bad input fails before any socket is opened, naming what is wrong', () => {
+    it('unknown option, negative pool size, malformed URI, mysql2 pool option, non-array values', async () => {
+      expect(() => createMysql({ ...MYSQL, hots: 'x' } as never)).toThrow(/unknown option 'hots'/);
+      expect(() => createMysql({ ...MYSQL, pool: { max: -1 } })).toThrow(/option 'max' must be a whole number above 0, got -1/);
+      expect(() => createMysql({ ...MYSQL, connectionLimit: 5 } as never)).toThrow(
+        /option 'connectionLimit' is mysql2's; here use pool: \{ max \}/,
+      );
+      expect(() => createMysql({ ...MYSQL, reset: 'sometimes' as never })).toThrow(
+        /option 'reset' must be one of 'always', 'dirty', 'never'/,
+      );
+      const malformed = () => createMysql('mysql://root:s3cret-pw@[bad');
+      expect(malformed).toThrow(/option 'uri' is not a valid URI/);
+      expect(
+        String(
+          (() => {
+            try {
+              malformed();
+            } catch (e) {
+              return e;
+            }
+          })(),
+        ),
+      ).not.toContain('s3cret-pw');
+      expect(() => createMysql('postgres://u@h/db')).toThrow(/must start with mysql:\/\//);
+      expect(() => createMysql({ ...MYSQL, session: { 'time zone': '+00:00' } })).toThrow(/not a system variable name/);
+      const db = client({ pool: { max: 1 } });
+      await expect(db.query('SELECT ?', 5 as never)).rejects.toThrow(/db.query\(\): values must be an array, got 5/);
+      await expect(db.execute(42 as never)).rejects.toThrow(/db.execute\(\): sql must be a string/);
+      await expect(db.transaction('no' as never)).rejects.toThrow(TypeError);
+      await expect(db.begin({ isolationLevel: 'SOMETIMES' as never })).rejects.toThrow(/isolationLevel/);
+      expect(db.stats().size).toBe(0); // nothing was ever opened
+      await cleanUp();
+    });
+  });
+});
