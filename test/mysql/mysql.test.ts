@@ -75,6 +75,17 @@ describeWithServer(server, `custodian/mysql against MariaDB (${MYSQL.host}:${MYS
       await cleanUp();
     });
 
+    it("a failed statement rejects with mysql2's error, its fields intact and its stack at the caller's line; the connection is kept", async () => {
+      const db = client({ pool: { max: 1 } });
+      const id = await scalar(db, 'SELECT CONNECTION_ID()');
+      const error = (await rejectionOf(db.query('SELEC 1'))) as Error & { code?: string; errno?: number; sqlMessage?: string }; // site:trace
+      expect(error.code).toBe('ER_PARSE_ERROR');
+      expect(error.errno).toBe(1064);
+      expect(error.stack).toContain(siteOf('trace', 'query'));
+      expect(await scalar(db, 'SELECT CONNECTION_ID()')).toBe(id);
+      await cleanUp();
+    });
+
     it('50 concurrent scopes on a pool of 2, two queries each with 50 ms between, never wait for a connection held across the sleep', async () => {
       // A connection held across the sleep would queue 48 tasks behind 50 ms holds: far past this timeout.
       const db = client({ pool: { max: 2, acquireTimeoutMs: 400 } });
