@@ -352,6 +352,26 @@ describeWithServer(server, `custodian/mysql against MariaDB (${MYSQL.host}:${MYS
       await cleanUp();
     });
 
+    it('KILL QUERY from another connection fails the statement with ER_QUERY_INTERRUPTED and keeps the connection', async () => {
+      const db = client({ pool: { max: 1 } });
+      const id = Number(await scalar(db, 'SELECT CONNECTION_ID()'));
+      const running = db.query('SELECT SLEEP(5)');
+      running.catch(() => {}); // awaited below, after the kill
+      await settle(
+        () => scalar(adminConn(), 'SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE ?', [id, '%SLEEP(5)%']),
+        (n) => Number(n) === 1,
+      );
+      await adminConn().query(`KILL QUERY ${id}`);
+      // MariaDB answers an interrupted SLEEP() with 1 rather than an error; either way the connection is kept.
+      const outcome = await running.then(
+        ([rows]) => Object.values((rows as RowDataPacket[])[0] ?? {})[0],
+        (error: { errno?: number }) => error.errno,
+      );
+      expect([1, 1317]).toContain(Number(outcome));
+      expect(Number(await scalar(db, 'SELECT CONNECTION_ID()'))).toBe(id);
+      await cleanUp();
+    });
+
     it('a connection killed while idle is evicted when mysql2 reports it: the next statement gets a live one, never "closed state"', async () => {
       const db = client({ pool: { max: 2 } });
       const [a, b] = await Promise.all([
