@@ -183,14 +183,18 @@ export function createMysql(options: MysqlOptions | string): Mysql {
     const bad = checkTransactionOptions(options);
     if (bad !== undefined) return Promise.reject(bad);
     const tx = new Transaction(host);
-    // The handle is the scope's lease, taken now, while the caller's line is on the stack.
-    tx.own = track(tx, {
-      release: (t) => t.end(),
-      destroy: (t, reason) => t.destroy(reason),
-      kind: 'mysql transaction',
-      label: o.name,
-      boundary,
-    });
+    try {
+      // The handle is the scope's lease, taken now, while the caller's line is on the stack.
+      tx.own = track(tx, {
+        release: (t) => t.end(),
+        destroy: (t, reason) => t.destroy(reason),
+        kind: 'mysql transaction',
+        label: o.name,
+        boundary,
+      });
+    } catch (error) {
+      return Promise.reject(error); // a scope that already closed: ScopeClosedError
+    }
     // The connection's own lease belongs to no scope: the transaction's lease stands for it, and
     // gives it back (one report per forgotten transaction, not two). The scope's signal still stops the wait.
     const signal = currentScope()?.signal;

@@ -9,7 +9,7 @@ import type { Connection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { allowLeaks } from '../../adapters/vitest/index.js';
 import { createMysql, MysqlTransactionError, type Mysql } from '../../adapters/mysql/index.js';
-import { currentScope, inspect, PoolCreateError, withScope } from '../../src/index.js';
+import { currentScope, inspect, PoolCreateError, ScopeClosedError, withScope } from '../../src/index.js';
 import { collectReports, rejectionOf, sitesIn, sleep, useCleanCustodian } from '../helpers.js';
 import { closedPort, closeMysql, connectMysql, describeWithServer, MYSQL, probeMysql, RUN_ID, settle } from '../integration/servers.js';
 
@@ -204,6 +204,23 @@ describeWithServer(server, `custodian/mysql against MariaDB (${MYSQL.host}:${MYS
       expect(unreleased.resources.map((r) => [r.kind, r.site])).toEqual([['mysql transaction', siteOf('forgotten', 'begin')]]);
       expect(reports.some((r) => r.type === 'unfinished' && r.resource.site === siteOf('forgotten', 'begin'))).toBe(true);
       expect(db.stats()).toMatchObject({ borrowed: 0 });
+      await cleanUp();
+    });
+
+    it('begin() and transaction() from a task that already ended reject with ScopeClosedError, and borrow nothing', async () => {
+      const db = client();
+      // Code still running in the task's context after it ended: a timer, a callback.
+      let inTask: <R>(fn: () => R) => R = (fn) => fn();
+      await withScope(() => {
+        inTask = AsyncLocalStorage.snapshot();
+      });
+      const late = () => inTask(() => db.begin());
+      let pending: Promise<unknown> | undefined;
+      expect(() => (pending = late())).not.toThrow(); // a rejection, not a throw
+      await expect(pending).rejects.toBeInstanceOf(ScopeClosedError);
+      await expect(inTask(() => db.transaction(() => 1))).rejects.toBeInstanceOf(ScopeClosedError);
+      await expect(inTask(() => db.query('SELECT 1'))).rejects.toBeInstanceOf(ScopeClosedError);
+      expect(db.stats()).toMatchObject({ size: 0, borrowed: 0 });
       await cleanUp();
     });
 
