@@ -27,6 +27,8 @@ interface BaseConnection {
   readonly _command?: unknown;
   readonly _commands?: { readonly length: number };
   readonly stream?: { destroy(): void };
+  /** Set from the server's handshake (lib/commands/client_handshake.js). */
+  readonly _isMariaDB?: boolean;
 }
 
 /** The promise connection's core connection (mysql2's `PromiseConnection.connection`, untyped on `Connection`). */
@@ -147,8 +149,11 @@ export class Connections {
     // COM_RESET_CONNECTION: transactions, user and session variables, temporary tables, locks,
     // GET_LOCK, LAST_INSERT_ID, prepared statements (mysql2 clears its cache with it). On MySQL it
     // also resets the character set, so the set-up runs again.
-    await conn.reset();
-    await conn.query(this.#o.setupSql);
+    // MariaDB restores the handshake's character set with the reset (MySQL does not): with no
+    // `session` variables there is then nothing to re-apply, and one round trip less.
+    const sql = this.#connectSql === undefined && core(conn)._isMariaDB === true ? undefined : this.#o.setupSql;
+    // Both sent at once: mysql2 queues the SET behind the reset, so no turn of the event loop is lost between them.
+    await (sql === undefined ? conn.reset() : Promise.all([conn.reset(), conn.query(sql)]));
     if (this.#o.onConnect !== undefined) await this.#o.onConnect(conn);
     s.dirty = false;
     s.lent = false;

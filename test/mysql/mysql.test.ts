@@ -286,6 +286,20 @@ describeWithServer(server, `custodian/mysql against MariaDB (${MYSQL.host}:${MYS
       await cleanUp();
     });
 
+    it('with no session variables, the configured charset survives the reset too (on MariaDB, which restores it, without a SET)', async () => {
+      const db = client({ pool: { max: 1 }, charset: 'LATIN1_SWEDISH_CI' });
+      const charset = () => scalar(db, 'SELECT CONCAT(CONNECTION_ID(), " ", @@character_set_client, " ", @@collation_connection)');
+      const before = await charset();
+      expect(String(before)).toMatch(/ latin1 latin1_swedish_ci$/);
+      {
+        await using lease = await db.acquire();
+        await lease.value.query('SET NAMES utf8mb4');
+      }
+      expect(await charset()).toBe(before);
+      expect(db.stats().resets).toBeGreaterThanOrEqual(2); // after the lease, and after the first @@ query
+      await cleanUp();
+    });
+
     it("reset 'dirty' (default) skips plain statements and resets after one that touches the session; 'always' resets after every borrow; 'never' leaves session state to the next borrower", async () => {
       const dirtyDb = client({ pool: { max: 1 } });
       await dirtyDb.query('SELECT 1');
