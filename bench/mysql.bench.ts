@@ -10,7 +10,7 @@
  * 2. `db.transaction(tx => tx.query(INSERT))` vs the hand-written getConnection /
  *    beginTransaction / query / commit / release on mysql2's pool. Same target.
  * 3. The reset's cost per release: `reset: 'always'` vs `'dirty'` on `SELECT 1` (the difference
- *    is COM_RESET_CONNECTION plus the session set-up, one round trip each), and mysql2's pool with
+ *    is COM_RESET_CONNECTION, and the session set-up's SET when one is due), and mysql2's pool with
  *    its `resetOnRelease` (COM_RESET_CONNECTION only) against mysql2's pool without.
  */
 import type * as MysqlPromise from 'mysql2/promise';
@@ -160,7 +160,7 @@ export async function mysqlBench(options: MeasureOptions, note: (line: string) =
     rows.push(
       compareRow(
         'mysql reset',
-        "reset 'always' vs 'dirty': COM_RESET_CONNECTION + SET NAMES per release",
+        "reset 'always' vs 'dirty': COM_RESET_CONNECTION (+ SET when due) per release",
         reset!,
         dirty!,
         undefined,
@@ -178,7 +178,7 @@ export async function mysqlBench(options: MeasureOptions, note: (line: string) =
     );
     const s = always.stats();
     note(
-      `mysql reset: ${s.resets} resets measured by db.stats(), mean ${(s.resetMeanMs * 1000).toFixed(0)} µs each (COM_RESET_CONNECTION + SET NAMES, two round trips)`,
+      `mysql reset: ${s.resets} resets measured by db.stats(), mean ${(s.resetMeanMs * 1000).toFixed(0)} µs each (COM_RESET_CONNECTION, and the SET when one is due)`,
     );
     return rows;
   } catch (error) {

@@ -81,15 +81,22 @@ export function createMysql(options: MysqlOptions | string): Mysql {
   const named = o.connection.namedPlaceholders === true;
   // A connection can die only after the pool below created it, so `pool` is set by then.
   const connections = new Connections(o, (conn) => void pool.evict(conn));
-  const pool: Pool<Connection> = createPool<Connection>(
-    {
-      create: () => connections.create(),
-      destroy: (conn) => connections.destroy(conn),
-      validate: (conn) => connections.validate(conn),
-      reset: (conn) => connections.reset(conn),
-    },
-    { acquireTimeoutMs: 10_000, ...o.pool, name: o.name, kind: 'mysql connection' },
-  );
+  let pool: Pool<Connection>;
+  try {
+    pool = createPool<Connection>(
+      {
+        create: () => connections.create(),
+        destroy: (conn) => connections.destroy(conn),
+        validate: (conn) => connections.validate(conn),
+        reset: (conn) => connections.reset(conn),
+      },
+      { acquireTimeoutMs: 10_000, ...o.pool, name: o.name, kind: 'mysql connection' },
+    );
+  } catch (error) {
+    // The pool's own checks, said as the caller wrote them: createMysql({ pool: { max: -1 } }).
+    if (error instanceof TypeError) throw new TypeError(error.message.replace(/^createPool\(\): /, 'createMysql(): in pool: '));
+    throw error;
+  }
   const p = pool;
 
   const checkValues = (where: string, values: unknown): TypeError | undefined => {

@@ -530,7 +530,9 @@ describeWithServer(server, `custodian/mysql against MariaDB (${MYSQL.host}:${MYS
   describe('bad input fails before any socket is opened, naming what is wrong', () => {
     it('unknown option, negative pool size, malformed URI, mysql2 pool option, non-array values', async () => {
       expect(() => createMysql({ ...MYSQL, hots: 'x' } as never)).toThrow(/unknown option 'hots'/);
-      expect(() => createMysql({ ...MYSQL, pool: { max: -1 } })).toThrow(/option 'max' must be a whole number above 0, got -1/);
+      expect(() => createMysql({ ...MYSQL, pool: { max: -1 } })).toThrow(
+        /createMysql\(\): in pool: option 'max' must be a whole number above 0, got -1/,
+      );
       expect(() => createMysql({ ...MYSQL, connectionLimit: 5 } as never)).toThrow(
         /option 'connectionLimit' is mysql2's; here use pool: \{ max \}/,
       );
