@@ -9,6 +9,7 @@ import { createPool, currentScope, track, type AcquireOptions, type Lease, type 
 import { describe, runInRoot, showInInspect } from '../../src/internal.js';
 import { Connections } from './connections.js';
 import { resolveMysqlOptions, type MysqlOptions } from './options.js';
+import { callbackApi, captureStack, withStack } from './callback.js';
 import { isPlain } from './plain.js';
 import { Transaction, type MysqlTransaction, type StatementValues, type TransactionOptions } from './transaction.js';
 
@@ -106,13 +107,13 @@ export function createMysql(options: MysqlOptions | string): Mysql {
       `${where}: values must be an array${named ? ' or an object (namedPlaceholders is on)' : ''}, got ${describe(values)}; for one placeholder pass [value]`,
     );
   };
-  const host = { name: o.name, connections, checkValues };
+  const host = { name: o.name, connections, checkValues, trace: o.connection.trace !== false };
   const always = o.reset === 'always';
   const never = o.reset === 'never';
 
   // mysql2's `trace` (on by default): errors carry the caller's stack. Captured here, on the
   // caller's line, rather than by mysql2's promise wrapper after our await, where it has none.
-  const trace = o.connection.trace !== false;
+  const trace = host.trace;
 
   /**
    * One statement: borrow, run, give back at once (not awaited: a reset, if due, runs behind the
@@ -278,30 +279,6 @@ export function createMysql(options: MysqlOptions | string): Mysql {
     [Symbol.asyncDispose]: () => db.close(),
   };
   return db;
-}
-
-/** mysql2's callback connection under a promise connection (`PromiseConnection.connection`). */
-type Callback = (error: unknown, rows: never, fields: FieldPacket[]) => void;
-interface CallbackConnection {
-  query(sql: string | QueryOptions, values: unknown, cb: Callback): unknown;
-  execute(sql: string | QueryOptions, values: unknown, cb: Callback): unknown;
-}
-const callbackApi = (conn: Connection): CallbackConnection => (conn as unknown as { connection: CallbackConnection }).connection;
-
-function captureStack(boundary: (...args: never[]) => unknown): { stack?: string } {
-  const holder: { stack?: string } = {};
-  Error.captureStackTrace(holder, boundary);
-  return holder;
-}
-
-/** As mysql2's promise API does with `trace`: the error keeps its fields, and gets the caller's stack. */
-function withStack(error: unknown, holder: { stack?: string } | undefined): unknown {
-  const stack = holder?.stack;
-  if (typeof stack === 'string' && error instanceof Error) {
-    const newline = stack.indexOf('\n');
-    error.stack = `${error.name}: ${error.message}${newline === -1 ? '' : stack.slice(newline)}`;
-  }
-  return error;
 }
 
 function checkSql(where: string, sql: unknown): TypeError | undefined {

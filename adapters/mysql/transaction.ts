@@ -6,6 +6,7 @@
 import type { Connection, FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import type { Lease, LeakedResource } from '../../src/index.js';
 import { describeLease, reportUnfinished, settings } from '../../src/internal.js';
+import { captureStack, send } from './callback.js';
 import type { Connections } from './connections.js';
 import { MysqlTransactionError } from './errors.js';
 import { isPlain } from './plain.js';
@@ -54,6 +55,8 @@ export interface TransactionHost {
   readonly name: string;
   readonly connections: Connections;
   checkValues(where: string, values: unknown): TypeError | undefined;
+  /** mysql2's `trace`: statements' errors carry the caller's stack. */
+  readonly trace: boolean;
 }
 
 export class Transaction implements MysqlTransaction {
@@ -85,8 +88,8 @@ export class Transaction implements MysqlTransaction {
     const conn = lease.value;
     this.#conn = conn;
     try {
-      if (options?.isolationLevel !== undefined) await conn.query(`SET TRANSACTION ISOLATION LEVEL ${options.isolationLevel}`);
-      await conn.query(options?.readOnly === true ? 'START TRANSACTION READ ONLY' : 'START TRANSACTION');
+      if (options?.isolationLevel !== undefined) await exec(conn, `SET TRANSACTION ISOLATION LEVEL ${options.isolationLevel}`);
+      await exec(conn, options?.readOnly === true ? 'START TRANSACTION READ ONLY' : 'START TRANSACTION');
     } catch (error) {
       this.#state = 'failed';
       await this.#giveBack(error);
@@ -97,24 +100,25 @@ export class Transaction implements MysqlTransaction {
   }
 
   query<T extends QueryResult>(sql: string | QueryOptions, values?: StatementValues): Promise<[T, FieldPacket[]]> {
-    return this.#run<T>('query', sql, values);
+    return this.#run<T>('query', sql, values, this.#host.trace ? captureStack(this.query) : undefined);
   }
 
   execute<T extends QueryResult>(sql: string | QueryOptions, values?: StatementValues): Promise<[T, FieldPacket[]]> {
-    return this.#run<T>('execute', sql, values);
+    return this.#run<T>('execute', sql, values, this.#host.trace ? captureStack(this.execute) : undefined);
   }
 
   async #run<T extends QueryResult>(
     method: 'query' | 'execute',
     sql: string | QueryOptions,
     values: StatementValues | undefined,
+    stack: { stack?: string } | undefined,
   ): Promise<[T, FieldPacket[]]> {
     const bad = this.#host.checkValues(`tx.${method}()`, values);
     if (bad !== undefined) throw bad;
     const conn = this.#openConnection(method);
     if (this.#plain && !isPlain(sql)) this.#plain = false;
     try {
-      return await (conn[method] as (sql: string | QueryOptions, values?: unknown) => Promise<[T, FieldPacket[]]>)(sql, values);
+      return await send<T>(conn, method, sql, values, stack);
     } catch (error) {
       if (this.#host.connections.broken(conn, error)) {
         this.#state = 'failed';
@@ -135,7 +139,7 @@ export class Transaction implements MysqlTransaction {
     if (typeof fn !== 'function') throw new TypeError(`tx.transaction(): fn must be a function, got ${typeof fn}`);
     const conn = this.#openConnection('transaction');
     const savepoint = `custodian_sp_${++this.#savepoints}`;
-    await conn.query(`SAVEPOINT ${savepoint}`);
+    await exec(conn, `SAVEPOINT ${savepoint}`);
     this.#inSavepoint++;
     let result: Awaited<R>;
     try {
@@ -144,7 +148,7 @@ export class Transaction implements MysqlTransaction {
       this.#inSavepoint--;
       if (this.#state === 'open') {
         try {
-          await conn.query(`ROLLBACK TO SAVEPOINT ${savepoint}`);
+          await exec(conn, `ROLLBACK TO SAVEPOINT ${savepoint}`);
         } catch (rollbackError) {
           if (this.#host.connections.broken(conn, rollbackError)) {
             this.#state = 'failed';
@@ -155,14 +159,14 @@ export class Transaction implements MysqlTransaction {
       throw error;
     }
     this.#inSavepoint--;
-    await this.#openConnection('transaction').query(`RELEASE SAVEPOINT ${savepoint}`);
+    await exec(this.#openConnection('transaction'), `RELEASE SAVEPOINT ${savepoint}`);
     return result;
   }
 
   async commit(): Promise<void> {
     const conn = this.#ending('commit');
     try {
-      await conn.query('COMMIT');
+      await exec(conn, 'COMMIT');
     } catch (error) {
       await this.#abandon(conn, error);
       throw error;
@@ -174,7 +178,7 @@ export class Transaction implements MysqlTransaction {
   async rollback(): Promise<void> {
     const conn = this.#ending('rollback');
     try {
-      await conn.query('ROLLBACK');
+      await exec(conn, 'ROLLBACK');
     } catch (error) {
       await this.#abandon(conn, error);
       throw error;
@@ -198,7 +202,7 @@ export class Transaction implements MysqlTransaction {
     this.#state = 'failed';
     if (!this.#host.connections.broken(conn, error)) {
       try {
-        await conn.query('ROLLBACK');
+        await exec(conn, 'ROLLBACK');
         this.#plain = false; // whatever failed, reset the connection before anyone else gets it
         return this.#release();
       } catch (rollbackError) {
@@ -223,7 +227,7 @@ export class Transaction implements MysqlTransaction {
     this.#state = 'rolled back';
     let failed: unknown;
     try {
-      await conn.query('ROLLBACK');
+      await exec(conn, 'ROLLBACK');
     } catch (error) {
       failed = error;
     }
@@ -261,4 +265,9 @@ export class Transaction implements MysqlTransaction {
     const done = lease === undefined || lease.released ? Promise.resolve() : lease.destroy(reason);
     return done.then(() => (own !== undefined && !own.released ? own.release() : undefined));
   }
+}
+
+/** One of the adapter's own statements (BEGIN, COMMIT, SAVEPOINT): no caller's stack to keep. */
+function exec(conn: Connection, sql: string): Promise<unknown> {
+  return send(conn, 'query', sql, undefined, undefined);
 }

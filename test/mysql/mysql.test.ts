@@ -173,6 +173,19 @@ describeWithServer(server, `custodian/mysql against MariaDB (${MYSQL.host}:${MYS
       await cleanUp();
     });
 
+    it("a failed statement in a transaction rejects with mysql2's error at the caller's line; the transaction stays open", async () => {
+      const db = client();
+      await db.transaction(async (tx) => {
+        const error = (await rejectionOf(tx.query('SELEC 2'))) as Error & { code?: string }; // site:txtrace
+        expect(error.code).toBe('ER_PARSE_ERROR');
+        expect(error.stack).toContain(siteOf('txtrace', 'query'));
+        expect(tx.state).toBe('open');
+        await tx.query(`INSERT INTO \`${table}\` (id, note) VALUES (7, 'after the error')`);
+      });
+      expect(await ids()).toEqual([7]);
+      await cleanUp();
+    });
+
     it('begin(): commit() keeps the rows, rollback() drops them, and the handle refuses statements afterwards', async () => {
       const db = client();
       const tx = await db.begin({ isolationLevel: 'READ COMMITTED' });
