@@ -6,6 +6,7 @@
  */
 import mysql, { type Connection } from 'mysql2/promise';
 import { LATE, warnRelease, within } from '../../src/internal.js';
+import { send } from './callback.js';
 import { MysqlConnectError } from './errors.js';
 import { scrub, type ResolvedMysqlOptions } from './options.js';
 
@@ -153,7 +154,7 @@ export class Connections {
     // `session` variables there is then nothing to re-apply, and one round trip less.
     const sql = this.#connectSql === undefined && core(conn)._isMariaDB === true ? undefined : this.#o.setupSql;
     // Both sent at once: mysql2 queues the SET behind the reset, so no turn of the event loop is lost between them.
-    await (sql === undefined ? conn.reset() : Promise.all([conn.reset(), conn.query(sql)]));
+    await (sql === undefined ? resetOnly(conn) : Promise.all([resetOnly(conn), send(conn, 'query', sql, undefined, undefined)]));
     if (this.#o.onConnect !== undefined) await this.#o.onConnect(conn);
     s.dirty = false;
     s.lent = false;
@@ -215,4 +216,12 @@ export class Connections {
       killer?.destroy();
     }
   }
+}
+
+/** COM_RESET_CONNECTION through mysql2's callback API (its promise wrapper would capture a stack nobody reads). */
+function resetOnly(conn: Connection): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const base = (conn as unknown as { connection: { reset(cb: (error: unknown) => void): unknown } }).connection;
+    base.reset((error) => (error ? reject(error) : resolve()));
+  });
 }
