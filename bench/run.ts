@@ -4,7 +4,7 @@
  *   npm run bench                      (= npm run build && node --expose-gc dist/bench/run.js)
  *   node --expose-gc dist/bench/run.js --json results.json
  *   node --expose-gc dist/bench/run.js --quick      (fewer, shorter rounds: a smoke test)
- *   node --expose-gc dist/bench/run.js --only pool  (one suite: context, withScope, lease, pool, redis, memory, sweep, soak, testmode)
+ *   node --expose-gc dist/bench/run.js --only pool  (one suite: context, withScope, lease, pool, redis, mysql, memory, sweep, soak, testmode)
  *
  * Exits non-zero only when a benchmark crashes; a missed target is reported, never a failure.
  * The pool suite's mysql2 rows use the MariaDB at 127.0.0.1:3306 (root, no password, database
@@ -17,6 +17,7 @@ import { resetConfig } from '../src/index.js';
 import { formatTable, type MeasureOptions, type Row } from './harness.js';
 import { leaseBench } from './lease.bench.js';
 import { memoryBench } from './memory.bench.js';
+import { mysqlBench } from './mysql.bench.js';
 import { poolBench } from './pool.bench.js';
 import { redisBench } from './redis.bench.js';
 import { contextBench, scopeBench } from './scope.bench.js';
@@ -71,6 +72,7 @@ async function main(): Promise<number> {
     ['lease', () => leaseBench(options)],
     ['pool', () => poolBench(options, { iterations: quick ? 100_000 : 1_000_000, note: (line) => notes.push(line) })],
     ['redis', () => redisBench(options, (line) => notes.push(line))],
+    ['mysql', () => mysqlBench(options, (line) => notes.push(line))],
     ['memory', () => memoryBench(quick ? { iterations: 100_000, live: 20_000, log } : { log })],
     ['sweep', () => sweepBench(log)],
     ['soak', () => soakBench({ quick, log })],
