@@ -74,7 +74,9 @@ export class RequestTask {
     this.rename = rename;
     // A root scope, whatever the context the server emits requests in: requests are independent
     // tasks, and a server started inside some scope must not make every request its child.
-    this.scope = storage.exit(openRoot, name, leaks, boundary);
+    // (run(undefined), not exit(): on Node 20, exit() disables and re-enables the storage, which
+    // resets the promise hooks of the whole process, per request.)
+    this.scope = storage.run(undefined as never, openRoot, name, leaks, boundary);
     markTask(this.scope, true);
     counts.inFlight++;
     (req as { [kTask]?: RequestTask })[kTask] = this;
