@@ -26,6 +26,9 @@
  *
  * Rounds are interleaved and shuffled (every variant once per round, in a new random order), each
  * lasts `roundMs` of measured load on fresh connections; the statistic is the median of rounds.
+ * Beside requests/s, each round records the server process's CPU time per request (the table's
+ * "CPU ratio"): on a shared machine the OS descheduling a server lowers its requests/s but not the
+ * CPU it spends per request, so that ratio is the steadier of the two.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -203,6 +206,13 @@ async function startServer(name: ServerName): Promise<number> {
 
 if (process.env['CUSTODIAN_HTTP_BENCH'] !== undefined && process.send !== undefined) {
   const name = process.env['CUSTODIAN_HTTP_BENCH'] as ServerName;
+  // The bench asks for this process's CPU time around each round: CPU per request is less
+  // sensitive than requests/s to the OS descheduling a process on a busy machine.
+  process.on('message', (message) => {
+    if (message !== 'cpu') return;
+    const usage = process.cpuUsage();
+    process.send?.({ cpu: usage.user + usage.system });
+  });
   startServer(name).then(
     (port) => process.send?.({ port }),
     (error: unknown) => {
@@ -216,6 +226,19 @@ if (process.env['CUSTODIAN_HTTP_BENCH'] !== undefined && process.send !== undefi
 interface Child {
   readonly process: ChildProcess;
   readonly port: number;
+}
+
+/** The server process's CPU time so far, in µs. */
+function cpuOf(child: Child): Promise<number> {
+  return new Promise((resolve) => {
+    const onMessage = (m: { cpu?: number }) => {
+      if (m.cpu === undefined) return;
+      child.process.off('message', onMessage);
+      resolve(m.cpu);
+    };
+    child.process.on('message', onMessage);
+    child.process.send('cpu');
+  });
 }
 
 async function spawnServer(name: ServerName): Promise<Child> {
@@ -310,13 +333,14 @@ interface HttpVariant {
 
 /** Measures variants in shuffled interleaved rounds; a Sample per variant, in ns per request. */
 async function measureHttp(
-  ports: ReadonlyMap<ServerName, number>,
+  children: ReadonlyMap<ServerName, Child>,
   variants: readonly HttpVariant[],
   options: HttpBenchOptions,
 ): Promise<Sample[]> {
   const rounds: number[][] = variants.map(() => []);
+  const cpuRounds: number[][] = variants.map(() => []);
   const errors: number[] = variants.map(() => 0);
-  const portOf = (v: HttpVariant) => ports.get(v.server) as number;
+  const portOf = (v: HttpVariant) => (children.get(v.server) as Child).port;
   // Warm-up: JIT, the pools, the servers' first connections.
   for (const v of variants) await load(portOf(v), Math.max(300, options.roundMs / 2));
   for (let r = 0; r < options.rounds; r++) {
@@ -327,9 +351,13 @@ async function measureHttp(
     }
     for (const i of order) {
       const v = variants[i] as HttpVariant;
-      const result = await load(portOf(v), options.roundMs);
+      const child = children.get(v.server) as Child;
+      const cpu0 = await cpuOf(child);
+      const result = await load(child.port, options.roundMs);
+      const cpu1 = await cpuOf(child);
       errors[i] = (errors[i] as number) + result.errors;
       (rounds[i] as number[]).push((result.ms * 1e6) / Math.max(1, result.done));
+      (cpuRounds[i] as number[]).push(((cpu1 - cpu0) * 1e3) / Math.max(1, result.done));
     }
   }
   const samples = variants.map((v, i): Sample => {
@@ -340,7 +368,7 @@ async function measureHttp(
       ops: 0,
       rounds: values,
       median: m,
-      cpuMedian: m, // the servers are other processes: the bench's CPU time says nothing of them
+      cpuMedian: median(cpuRounds[i] as number[]), // the server process's CPU time per request
       min: Math.min(...values),
       max: Math.max(...values),
       shortestRoundMs: options.roundMs,
@@ -348,7 +376,7 @@ async function measureHttp(
   });
   for (const [i, s] of samples.entries()) {
     options.log(
-      `    ${s.name.padEnd(58)} ${(1e9 / s.median).toFixed(0).padStart(7)} req/s  [${(1e9 / s.max).toFixed(0)} – ${(1e9 / s.min).toFixed(0)}]${(errors[i] as number) > 0 ? `  ${errors[i]} errors` : ''}`,
+      `    ${s.name.padEnd(58)} ${(1e9 / s.median).toFixed(0).padStart(7)} req/s  [${(1e9 / s.max).toFixed(0)} – ${(1e9 / s.min).toFixed(0)}]  server CPU ${(s.cpuMedian / 1000).toFixed(1)} µs/req${(errors[i] as number) > 0 ? `  ${errors[i]} errors` : ''}`,
     );
     if ((errors[i] as number) > 0) options.note(`http: ${s.name}: ${errors[i]} failed responses`);
   }
@@ -367,11 +395,11 @@ export async function httpBench(options: HttpBenchOptions): Promise<Row[]> {
   const children: Child[] = [];
   const node24 = Number(process.versions.node.split('.')[0]) >= 24;
   try {
-    const ports = new Map<ServerName, number>();
+    const ports = new Map<ServerName, Child>();
     for (const name of SERVERS) {
       const child = await spawnServer(name);
       children.push(child);
-      ports.set(name, child.port);
+      ports.set(name, child);
     }
     options.log(
       `  node:http, ${CONNECTIONS} keep-alive connections, ${options.rounds} shuffled rounds of ${options.roundMs} ms, one process per server`,

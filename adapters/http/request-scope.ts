@@ -16,7 +16,7 @@ export interface ResponseLike {
   readonly headersSent: boolean;
   readonly writableFinished?: boolean;
   readonly writableEnded?: boolean;
-  once(event: 'close', listener: () => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
   destroy(error?: Error): unknown;
 }
 
@@ -81,7 +81,7 @@ export class RequestTask {
     counts.inFlight++;
     (req as { [kTask]?: RequestTask })[kTask] = this;
     (res as { [kTask]?: RequestTask })[kTask] = this;
-    res.once('close', onResponseClose);
+    res.on('close', onResponseClose); // on, not once: no wrapper allocated per request; close comes once
     if (timeout !== undefined) this.timer = setTimeout(onTimer, timeout, this, timeout);
   }
 

@@ -150,6 +150,34 @@ describe('scoped()', () => {
   });
 });
 
+describe('node:http2 (compat API)', () => {
+  it('scopes an HTTP/2 request the same way, and closes it when the stream has finished', async () => {
+    const { connect, createServer: createHttp2Server } = await import('node:http2');
+    let scope: Scope | undefined;
+    const server = createHttp2Server(
+      scoped(async (req, res) => {
+        scope = currentScope();
+        expect(requestScope(req)).toBe(scope);
+        await null;
+        res.end('hi');
+      }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const stream = client.request({ ':path': '/h2?x=1' });
+      stream.resume();
+      stream.end();
+      await once(stream, 'end');
+      expect(scope?.name).toBe('GET /h2');
+      await expect.poll(() => scope?.state).toBe('closed');
+    } finally {
+      client.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
 describe('stacking', () => {
   it('custodianExpress() behind scoped(app) adds no second scope', async () => {
     const app = express();
