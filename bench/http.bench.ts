@@ -34,7 +34,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { compareRow, median, type Row, type Sample } from './harness.js';
+import { EventEmitter } from 'node:events';
+import { compareRow, measure, median, type Row, type Sample } from './harness.js';
 
 export interface HttpBenchOptions {
   readonly rounds: number;
@@ -391,6 +392,103 @@ function throughputRow(group: string, name: string, a: Sample, b: Sample, minThr
   return { ...row, name: `${name}: ${(1 / ratio).toFixed(2)}x req/s${minThroughput === undefined ? '' : ` (target ≥ ${minThroughput}x)`}` };
 }
 
+// --- in-process: the adapter's own cost per request, without sockets -------------------------------
+
+/**
+ * A request and response as the adapter sees them, without a socket: `end()` marks the response
+ * finished and emits `close` on the next tick, as Node does. What the end-to-end rounds cannot
+ * resolve on a busy machine (a few hundred ns in ~20 µs of HTTP work) this measures directly.
+ */
+class FakeResponse extends EventEmitter {
+  headersSent = false;
+  writableFinished = false;
+  statusCode = 200;
+  end(): void {
+    this.headersSent = true;
+    this.writableFinished = true;
+    process.nextTick(emitClose, this);
+  }
+  destroy(): void {}
+}
+function emitClose(res: FakeResponse): void {
+  res.emit('close');
+}
+
+export async function micro(options: HttpBenchOptions): Promise<Row[]> {
+  const { AsyncLocalStorage } = await import('node:async_hooks');
+  const { default: genericPool } = await import('generic-pool');
+  const core = await import('../src/index.js');
+  const http = await import('../adapters/http/index.js');
+  const gp = genericPool.createPool<{ id: number }>({ create: async () => ({ id: 1 }), destroy: async () => {} }, { max: 10 });
+  const pool = core.createPool<{ id: number }>({ create: () => ({ id: 1 }), destroy: () => {} }, { name: 'bench http micro', max: 10 });
+  const als = new AsyncLocalStorage<{ readonly method: string | undefined }>();
+  type Req = { method: string; url: string };
+  type Listener = (req: Req, res: FakeResponse) => unknown;
+  const bare: Listener = async (_req, res) => {
+    await fiveAwaits();
+    res.end();
+  };
+  const withGp: Listener = async (_req, res) => {
+    const r = await gp.acquire();
+    try {
+      await fiveAwaits();
+      res.end();
+    } finally {
+      await gp.release(r);
+    }
+  };
+  const handWritten: Listener = (req, res) => als.run({ method: req.method }, withGp, req, res);
+  const scopedOnly = http.scoped(bare);
+  const withLease: Listener = async (_req, res) => {
+    const lease = await pool.acquire();
+    try {
+      await fiveAwaits();
+      res.end();
+    } finally {
+      await lease.release();
+    }
+  };
+  const scopedLease = http.scoped(withLease);
+  const byHand: Listener = (req, res) => core.withScope(() => withLease(req, res), { name: `${req.method} ${req.url}` });
+  // One request: the listener runs, and the op ends when the response has closed.
+  const serve = (listener: Listener) => async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const res = new FakeResponse();
+      const closed = new Promise((resolve) => res.once('close', resolve));
+      listener({ method: 'GET', url: '/hello?x=1' }, res);
+      await closed;
+    }
+  };
+  const off = () => void core.configure({ sites: 'off' });
+  const always = () => void core.configure({ sites: 'always' });
+  const quick = options.roundMs < 1_000;
+  const samples = await measure(
+    [
+      { name: 'listener, bare (5 awaits)', setup: off, run: serve(bare) },
+      { name: 'listener + generic-pool', setup: off, run: serve(withGp) },
+      { name: 'hand-written ALS.run + generic-pool + try/finally', setup: off, run: serve(handWritten) },
+      { name: 'scoped(), no lease [sites off]', setup: off, run: serve(scopedOnly) },
+      { name: 'scoped() + pooled lease [sites off]', setup: off, run: serve(scopedLease) },
+      { name: 'scoped() + pooled lease [sites always]', setup: always, run: serve(scopedLease) },
+      { name: 'withScope() + pool.acquire() by hand [sites off]', setup: off, run: serve(byHand) },
+    ],
+    { rounds: quick ? 3 : 11, roundMs: quick ? 30 : 100, log: options.log },
+  );
+  const [b, g, hand, sOnly, sLease, sAlways, wHand] = samples as [Sample, Sample, Sample, Sample, Sample, Sample, Sample];
+  await pool.close();
+  await gp.drain();
+  await gp.clear();
+  const m = 'http in-process';
+  return [
+    compareRow(m, 'scoped() alone vs bare listener', sOnly, b, undefined, 'the adapter: scope, close listener, names'),
+    compareRow(m, 'scoped() + pooled lease vs hand-written ALS.run + generic-pool', sLease, hand),
+    compareRow(m, 'scoped() + pooled lease, sites always, vs hand-written', sAlways, hand),
+    compareRow(m, 'custodian pool lease in scoped() vs scoped() alone', sLease, sOnly, undefined, 'what the lease adds'),
+    compareRow(m, 'generic-pool in a bare listener vs bare', g, b, undefined, 'what a raw pool adds'),
+    compareRow(m, 'scoped() + pooled lease vs withScope() by hand', sLease, wHand),
+  ];
+}
+
 export async function httpBench(options: HttpBenchOptions): Promise<Row[]> {
   const children: Child[] = [];
   const node24 = Number(process.versions.node.split('.')[0]) >= 24;
@@ -458,6 +556,8 @@ export async function httpBench(options: HttpBenchOptions): Promise<Row[]> {
       throughputRow('http fastify', 'custodianFastify vs none, sites off', fS, f),
       throughputRow('http fastify', 'custodianFastify vs none, sites always', fA, f),
     );
+    options.log("  in process, no sockets: the adapter's own cost per request");
+    rows.push(...(await micro(options)));
     return rows;
   } finally {
     for (const child of children) child.process.kill();
