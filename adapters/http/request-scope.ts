@@ -76,7 +76,9 @@ export class RequestTask {
     // tasks, and a server started inside some scope must not make every request its child.
     // (run(undefined), not exit(): on Node 20, exit() disables and re-enables the storage, which
     // resets the promise hooks of the whole process, per request.)
-    this.scope = storage.run(undefined as never, openRoot, name, leaks, boundary);
+    // Usually no scope is current here (a server started at the top level): no run() needed.
+    this.scope =
+      storage.getStore() === undefined ? openRoot(name, leaks, boundary) : storage.run(undefined as never, openRoot, name, leaks, boundary);
     markTask(this.scope, true);
     counts.inFlight++;
     (req as { [kTask]?: RequestTask })[kTask] = this;
