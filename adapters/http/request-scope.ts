@@ -8,8 +8,8 @@
  * that moment tells the two apart. No closure is allocated per request: the task hangs off the
  * response and the request under symbols, and the listener is one shared function.
  */
-import { ScopeTimeoutError, openScope, type LeakPolicy, type Scope } from '../../src/index.js';
-import { markTask, scopeTitle, showInInspect, storage } from '../../src/internal.js';
+import { flattenSuppressed, LeakError, ScopeTimeoutError, openScope, type LeakPolicy, type Scope } from '../../src/index.js';
+import { errorText, markTask, scopeTitle, showInInspect, storage, warnRelease } from '../../src/internal.js';
 
 /** What the integrations need of a response: `ServerResponse`, `Http2ServerResponse`, Express's `res`. */
 export interface ResponseLike {
@@ -180,15 +180,20 @@ function clientGone(scope: Scope): Error {
 }
 
 /**
- * Closes a request's scope. Its errors (a release that threw, a LeakError under the `throw`
- * policy) have no caller to go to: the core has already reported them (ResourceLeakWarning,
- * custodian:leak), and a response event must not turn them into an unhandled rejection.
+ * Closes a request's scope. Its errors have no caller to go to (a response event closed it), so
+ * they are reported here: each failed release as a ResourceReleaseWarning naming the request. A
+ * LeakError (the `throw` policy) was reported on custodian:leak already. Never an unhandled rejection.
  */
 function closeQuietly(scope: Scope): void {
-  scope.close().catch(ignore);
+  scope.close().catch((error: unknown) => reportCloseErrors(scope, error));
 }
 
-function ignore(): void {}
+function reportCloseErrors(scope: Scope, error: unknown): void {
+  for (const failure of flattenSuppressed(error)) {
+    if (failure instanceof LeakError) continue;
+    warnRelease(`${scopeTitle(scope)}: a release failed when the request ended: ${errorText(failure)}`);
+  }
+}
 
 /** The task of a request or response, if custodian/http opened a scope for it. */
 export function taskOf(value: object): RequestTask | undefined {

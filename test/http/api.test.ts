@@ -10,7 +10,8 @@ import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { custodianExpress, custodianFastify, inspectHandler, requestScope, requestSignal, scoped } from '../../adapters/http/index.js';
 import { currentScope, withScope, type Scope } from '../../src/index.js';
-import { thrownBy, useCleanCustodian } from '../helpers.js';
+import { allowLeaks } from '../../adapters/vitest/index.js';
+import { collectReports, collectWarnings, thrownBy, useCleanCustodian } from '../helpers.js';
 import { get, keepAlive } from './apps.js';
 
 useCleanCustodian();
@@ -146,6 +147,91 @@ describe('scoped()', () => {
       await expect.poll(() => scope?.state).toBe('closed');
     } finally {
       await app.close();
+    }
+  });
+});
+
+describe('faults at the end of a request', () => {
+  it('a release that throws when the request scope closes is reported, never an unhandled rejection', async () => {
+    const warnings = collectWarnings();
+    let scope: Scope | undefined;
+    const app = await serve(
+      scoped((_req: IncomingMessage, res: ServerResponse) => {
+        scope = currentScope();
+        scope?.defer(() => {
+          throw new Error('release exploded');
+        });
+        res.end('ok');
+      }),
+    );
+    try {
+      expect((await get(app.url, keepAlive())).body).toBe('ok');
+      await expect.poll(() => scope?.state).toBe('closed');
+      await expect.poll(() => warnings.warnings.some((w) => w.code === 'CUSTODIAN_RELEASE_FAILED')).toBe(true);
+      expect(warnings.warnings.find((w) => w.code === 'CUSTODIAN_RELEASE_FAILED')?.message).toMatch(/GET \//);
+    } finally {
+      warnings.stop();
+      await app.close();
+    }
+  });
+
+  it("under the 'throw' policy a leak is reported and the LeakError stays inside custodian", async () => {
+    allowLeaks();
+    const collected = collectReports();
+    const app = await serve(
+      scoped(
+        (_req: IncomingMessage, res: ServerResponse) => {
+          currentScope()?.track({}, { kind: 'test handle', release: () => {} });
+          res.end('ok');
+        },
+        { leaks: 'throw' },
+      ),
+    );
+    try {
+      expect((await get(`${app.url}/strict`, keepAlive())).body).toBe('ok');
+      await expect.poll(() => collected.reports.length).toBe(1);
+      expect(collected.reports[0]).toMatchObject({ type: 'unreleased', policy: 'throw', scope: { name: 'GET /strict' } });
+    } finally {
+      collected.stop();
+      await app.close();
+    }
+  });
+
+  it('a release that hangs is given up after disposeTimeoutMs, and the request scope still closes', async () => {
+    allowLeaks();
+    const collected = collectReports();
+    let scope: Scope | undefined;
+    const app = await serve(
+      scoped((_req: IncomingMessage, res: ServerResponse) => {
+        scope = currentScope();
+        scope?.defer(() => new Promise(() => {}));
+        res.end('ok');
+      }),
+    );
+    const { configure } = await import('../../src/index.js');
+    configure({ disposeTimeoutMs: 20 });
+    try {
+      expect((await get(app.url, keepAlive())).body).toBe('ok');
+      await expect.poll(() => scope?.state).toBe('closed');
+      expect(collected.reports.map((r) => r.type)).toEqual(['release-timeout']);
+    } finally {
+      collected.stop();
+      await app.close();
+    }
+  });
+
+  it('a refused port: listening fails as it does without custodian, and no scope is opened', async () => {
+    const first = await serve(scoped((_req: IncomingMessage, res: ServerResponse) => void res.end()));
+    const port = Number(new URL(first.url).port);
+    const second = createServer(scoped((_req: IncomingMessage, res: ServerResponse) => void res.end()));
+    try {
+      second.listen(port, '127.0.0.1');
+      const [error] = (await once(second, 'error')) as [NodeJS.ErrnoException];
+      expect(error.code).toBe('EADDRINUSE');
+      const { inspect } = await import('../../src/index.js');
+      expect(inspect().scopes.open).toBe(0);
+    } finally {
+      await first.close();
     }
   });
 });
