@@ -73,10 +73,9 @@ export class RequestTask {
     this.onTimeout = onTimeout;
     this.rename = rename;
     // A root scope, whatever the context the server emits requests in: requests are independent
-    // tasks, and a server started inside some scope must not make every request its child.
-    // (run(undefined), not exit(): on Node 20, exit() disables and re-enables the storage, which
-    // resets the promise hooks of the whole process, per request.)
-    // Usually no scope is current here (a server started at the top level): no run() needed.
+    // tasks, and a server started inside some scope must not make every request its child. Usually
+    // no scope is current here, and nothing needs doing; else run(undefined), not exit(): on Node 20
+    // exit() disables and re-enables the storage, which resets the whole process's promise hooks.
     this.scope =
       storage.getStore() === undefined ? openRoot(name, leaks, boundary) : storage.run(undefined as never, openRoot, name, leaks, boundary);
     markTask(this.scope, true);
