@@ -4,7 +4,7 @@
  *   npm run bench                      (= npm run build && node --expose-gc dist/bench/run.js)
  *   node --expose-gc dist/bench/run.js --json results.json
  *   node --expose-gc dist/bench/run.js --quick      (fewer, shorter rounds: a smoke test)
- *   node --expose-gc dist/bench/run.js --only pool  (one suite: context, withScope, lease, pool, redis, mysql, memory, sweep, soak, testmode)
+ *   node --expose-gc dist/bench/run.js --only pool  (one suite: context, withScope, lease, pool, redis, mysql, memory, sweep, soak, http, testmode)
  *
  * Exits non-zero only when a benchmark crashes; a missed target is reported, never a failure.
  * The pool suite's mysql2 rows use the MariaDB at 127.0.0.1:3306 (root, no password, database
@@ -15,6 +15,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { resetConfig } from '../src/index.js';
 import { formatTable, type MeasureOptions, type Row } from './harness.js';
+import { httpBench } from './http.bench.js';
 import { leaseBench } from './lease.bench.js';
 import { memoryBench } from './memory.bench.js';
 import { mysqlBench } from './mysql.bench.js';
@@ -76,6 +77,7 @@ async function main(): Promise<number> {
     ['memory', () => memoryBench(quick ? { iterations: 100_000, live: 20_000, log } : { log })],
     ['sweep', () => sweepBench(log)],
     ['soak', () => soakBench({ quick, log })],
+    ['http', () => httpBench({ rounds: quick ? 3 : 10, roundMs: quick ? 300 : 2_000, log, note: (line) => notes.push(line) })],
     // Last: it turns on test mode's second AsyncLocalStorage, which stays on.
     ['testmode', () => testModeBench(options, !quick, (line) => notes.push(line))],
   ];

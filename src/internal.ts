@@ -18,6 +18,7 @@
 
 // Async context.
 export { runInRoot, storage } from './scope/storage.js';
+export { markTask } from './scope/task.js';
 
 // Validation.
 export { describe, rules, validateOptions, type Rule } from './config/validate.js';

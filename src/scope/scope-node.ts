@@ -51,7 +51,8 @@ let nextId = 1;
 
 export class ScopeNode implements Scope, Owner, WatchedScope, ClosingScope {
   readonly id: number;
-  readonly name: string | undefined;
+  /** Writable for adapters that learn a better name mid-task (see markTask). */
+  name: string | undefined;
   readonly parent: ScopeNode | undefined;
 
   // Place in the tree: sibling links in the parent's list of open children, and the newest child.

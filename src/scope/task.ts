@@ -73,6 +73,20 @@ export function runTask<R>(scope: ScopeNode, fn: (scope: Scope) => R): Promise<A
   });
 }
 
+/**
+ * For adapters whose task is not one function call (an HTTP request lives until its response has
+ * finished): marks the task of `scope` (from `openScope`) as running, or over. While it runs, a
+ * close that follows a cancellation destroys what the task holds instead of handing it back, as
+ * for a cut-off `withScope` body, and a `close()` from outside cancels it first; once over, what
+ * is left is an ordinary leak. `name`, when given, renames the scope (a route template learnt
+ * after routing).
+ */
+export function markTask(scope: Scope, running: boolean, name?: string): void {
+  const node = scope as ScopeNode;
+  node.bodyRunning = running;
+  if (name !== undefined) node.name = name;
+}
+
 /** `after` as a promise, for tasks that ended synchronously. */
 function settle<R>(scope: ScopeNode, failed: boolean, outcome: unknown): Promise<Awaited<R>> {
   try {

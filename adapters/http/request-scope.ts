@@ -1,0 +1,222 @@
+/**
+ * The life of one request's scope, shared by the three integrations: opened before any handler
+ * runs, closed when the response has finished (and, for `scoped()`, the listener's promise has
+ * settled), or cancelled and closed at once when the client goes away or the `timeout` elapses.
+ *
+ * One listener per request, on the response's `close` event: Node emits it after `finish` for a
+ * completed response and on its own when the connection was cut first, so `writableFinished` at
+ * that moment tells the two apart. No closure is allocated per request: the task hangs off the
+ * response and the request under symbols, and the listener is one shared function.
+ */
+import { flattenSuppressed, LeakError, ScopeTimeoutError, openScope, type LeakPolicy, type Scope } from '../../src/index.js';
+import { errorText, markTask, scopeTitle, showInInspect, storage, warnRelease } from '../../src/internal.js';
+
+/** What the integrations need of a response: `ServerResponse`, `Http2ServerResponse`, Express's `res`. */
+export interface ResponseLike {
+  readonly headersSent: boolean;
+  readonly writableFinished?: boolean;
+  readonly writableEnded?: boolean;
+  on(event: 'close', listener: () => void): unknown;
+  destroy(error?: Error): unknown;
+}
+
+/** What the integrations need of a request: `IncomingMessage`, `Http2ServerRequest`, Express's `req`. */
+export interface RequestLike {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+}
+
+const kTask = Symbol('custodian.http.task');
+
+/** How a request's scope ended, for inspect(). */
+const counts = { inFlight: 0, finished: 0, clientGone: 0, timedOut: 0 };
+let shown = false;
+
+/** Lists the adapter's counters in inspect() (once, the first time an integration is made). */
+export function showHttpStats(): void {
+  if (shown) return;
+  shown = true;
+  showInInspect({ name: 'custodian/http', kind: 'http requests', stats: () => ({ ...counts }) });
+}
+
+/** What a request's scope is waiting for before it closes. */
+const RUNNING = 0; // the response has not finished yet
+const AWAITING_LISTENER = 1; // the response finished; the listener's promise has not settled
+const ENDED = 2;
+
+/** One request's scope and how it will end. */
+export class RequestTask {
+  readonly scope: Scope;
+  state: 0 | 1 | 2 = RUNNING;
+  /** The listener returned a promise that has not settled yet (scoped() only). */
+  listenerPending = false;
+  timer: NodeJS.Timeout | undefined = undefined;
+  /** Ends the response when the timeout cut the request short (each integration has its way). */
+  readonly onTimeout: ((task: RequestTask, error: ScopeTimeoutError) => void) | undefined;
+  /** A better name than `METHOD path`, learnt when the response has finished (Express's route template). */
+  readonly rename: ((task: RequestTask) => string | undefined) | undefined;
+  readonly req: RequestLike;
+  readonly res: ResponseLike;
+
+  constructor(
+    req: RequestLike,
+    res: ResponseLike,
+    name: string,
+    timeout: number | undefined,
+    onTimeout: RequestTask['onTimeout'],
+    rename: RequestTask['rename'],
+    leaks: LeakPolicy | undefined,
+    boundary: (...args: never[]) => unknown,
+  ) {
+    this.req = req;
+    this.res = res;
+    this.onTimeout = onTimeout;
+    this.rename = rename;
+    // A root scope, whatever the context the server emits requests in: requests are independent
+    // tasks, and a server started inside some scope must not make every request its child. Usually
+    // no scope is current here, and nothing needs doing; else run(undefined), not exit(): on Node 20
+    // exit() disables and re-enables the storage, which resets the whole process's promise hooks.
+    this.scope =
+      storage.getStore() === undefined ? openRoot(name, leaks, boundary) : storage.run(undefined as never, openRoot, name, leaks, boundary);
+    markTask(this.scope, true);
+    counts.inFlight++;
+    (req as { [kTask]?: RequestTask })[kTask] = this;
+    (res as { [kTask]?: RequestTask })[kTask] = this;
+    res.on('close', onResponseClose); // on, not once: no wrapper allocated per request; close comes once
+    if (timeout !== undefined) this.timer = setTimeout(onTimer, timeout, this, timeout);
+  }
+
+  /** The response has finished: close now, or when the listener's promise settles. */
+  responseFinished(): void {
+    if (this.state !== RUNNING) return;
+    if (this.listenerPending) {
+      this.state = AWAITING_LISTENER;
+      return;
+    }
+    this.end();
+  }
+
+  /** The listener's promise settled (scoped() only). */
+  listenerSettled(): void {
+    this.listenerPending = false;
+    if (this.state === AWAITING_LISTENER) this.end();
+  }
+
+  /** Closes after a normal end: what the handlers left behind is reclaimed and reported. */
+  end(): void {
+    this.state = ENDED;
+    this.stopTimer();
+    counts.inFlight--;
+    counts.finished++;
+    const name = this.rename?.(this);
+    markTask(this.scope, false, name);
+    closeQuietly(this.scope);
+  }
+
+  /**
+   * Cancels the scope (its signal aborts with `reason`, its waiting acquires fail) and closes it at
+   * once: the handlers may still be running, so what they hold is destroyed, not handed back.
+   */
+  cut(reason: Error, counter: 'clientGone' | 'timedOut'): void {
+    if (this.state === ENDED) return;
+    this.state = ENDED;
+    this.stopTimer();
+    counts.inFlight--;
+    counts[counter]++;
+    this.scope.cancel(reason);
+    closeQuietly(this.scope);
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+}
+
+function openRoot(name: string, leaks: LeakPolicy | undefined, boundary: (...args: never[]) => unknown): Scope {
+  return openScope(leaks === undefined ? { name, boundary } : { name, leaks, boundary });
+}
+
+/** The response's `close` listener (one function for every request: `this` is the response). */
+function onResponseClose(this: ResponseLike): void {
+  const task = (this as { [kTask]?: RequestTask })[kTask];
+  if (task === undefined || task.state === ENDED) return;
+  if (finished(this)) task.responseFinished();
+  else task.cut(clientGone(task.scope), 'clientGone');
+}
+
+function onTimer(task: RequestTask, timeout: number): void {
+  task.timer = undefined;
+  if (task.state === ENDED) return;
+  const error = new ScopeTimeoutError(
+    `${scopeTitle(task.scope)} timed out after ${timeout} ms (the request's timeout option): its signal aborted, what it held was destroyed, and the response was ended`,
+    timeout,
+  );
+  const waiting = task.state === AWAITING_LISTENER; // the response went out already; only the listener is late
+  task.cut(error, 'timedOut');
+  if (!waiting) task.onTimeout?.(task, error);
+}
+
+/** True when everything was handed to the OS (`writableFinished`; HTTP/2's compat response has only `writableEnded`). */
+function finished(res: ResponseLike): boolean {
+  return res.writableFinished ?? res.writableEnded === true;
+}
+
+/** The reason a request's scope is cancelled with when the client went away. */
+function clientGone(scope: Scope): Error {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0; // the stack would only point into Node's socket code
+  try {
+    return new DOMException(
+      `${scopeTitle(scope)}: the client closed the connection before the response finished; the request was cancelled`,
+      'AbortError',
+    );
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/**
+ * Closes a request's scope. Its errors have no caller to go to (a response event closed it), so
+ * they are reported here: each failed release as a ResourceReleaseWarning naming the request. A
+ * LeakError (the `throw` policy) was reported on custodian:leak already. Never an unhandled rejection.
+ */
+function closeQuietly(scope: Scope): void {
+  scope.close().catch((error: unknown) => reportCloseErrors(scope, error));
+}
+
+function reportCloseErrors(scope: Scope, error: unknown): void {
+  for (const failure of flattenSuppressed(error)) {
+    if (failure instanceof LeakError) continue;
+    warnRelease(`${scopeTitle(scope)}: a release failed when the request ended: ${errorText(failure)}`);
+  }
+}
+
+/** The task of a request or response, if custodian/http opened a scope for it. */
+export function taskOf(value: object): RequestTask | undefined {
+  return (value as { [kTask]?: RequestTask })[kTask];
+}
+
+/** Ends a response custodian cut short on timeout: a 503 if nothing was sent yet, else the connection is cut. */
+export function endTimedOut(
+  res: ResponseLike & { statusCode?: number; setHeader?(name: string, value: string): unknown; end?(body?: string): unknown },
+): void {
+  if (finished(res)) return;
+  if (res.headersSent || typeof res.end !== 'function' || typeof res.setHeader !== 'function') {
+    res.destroy(); // half a body cannot be finished correctly: the client must see the cut
+    return;
+  }
+  res.statusCode = 503;
+  res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.setHeader('connection', 'close');
+  res.end('Service Unavailable: the request timed out\n');
+}
+
+/** `METHOD /path` without the query string. */
+export function requestName(req: RequestLike): string {
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  return `${req.method ?? 'GET'} ${q === -1 ? url : url.slice(0, q)}`;
+}
