@@ -13,24 +13,16 @@
  *    is COM_RESET_CONNECTION, and the session set-up's SET when one is due), and mysql2's pool with
  *    its `resetOnRelease` (COM_RESET_CONNECTION only) against mysql2's pool without.
  */
-import type * as MysqlPromise from 'mysql2/promise';
 import type { createMysql as CreateMysql, Mysql } from '../adapters/mysql/index.js';
 import { openScope } from '../src/index.js';
 import { compareRow, measure, type MeasureOptions, type Row } from './harness.js';
+import { benchMysql, errorMessage } from './mysql-server.js';
 import { sites } from './scope.bench.js';
 
 const MAX = 10;
 const CONCURRENCY = 100;
 /** ns/op ratio for ">= 0.95x the throughput". */
 const TARGET = { maxRatio: 1 / 0.95 };
-
-function errorMessage(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return `${typeof code === 'string' ? `${code}: ` : ''}${error.message || error.name}`;
-  }
-  return String(error);
-}
 
 /** Runs `op` n times spread over `workers` concurrent loops. */
 async function concurrently(n: number, workers: number, op: () => Promise<unknown>): Promise<void> {
@@ -46,31 +38,15 @@ async function concurrently(n: number, workers: number, op: () => Promise<unknow
 
 export async function mysqlBench(options: MeasureOptions, note: (line: string) => void): Promise<Row[]> {
   const log = options.log ?? (() => {});
-  const host = process.env['BENCH_MYSQL_HOST'] ?? '127.0.0.1';
-  const port = Number(process.env['BENCH_MYSQL_PORT'] ?? 3306);
-  const where = `MariaDB at ${host}:${port}`;
-  const skip = (why: string): Row[] => {
-    const line = `mysql rows skipped: ${why}`;
-    log(`  ${line}`);
-    note(line);
-    return [];
-  };
-  let mysql: typeof MysqlPromise;
+  const server = await benchMysql('mysql', log, note);
+  if (Array.isArray(server)) return server;
+  const { mysql, config, where, skip } = server;
   let createMysql: typeof CreateMysql;
   try {
-    mysql = await import('mysql2/promise');
     ({ createMysql } = await import('../adapters/mysql/index.js'));
   } catch (error) {
-    return skip(`mysql2 could not be loaded (${errorMessage(error)})`);
+    return skip(`custodian/mysql could not be loaded (${errorMessage(error)})`);
   }
-  const config = { host, port, user: 'root', password: '', database: 'test', connectTimeout: 2_000 };
-  try {
-    const probe = await mysql.createConnection(config);
-    await probe.end();
-  } catch (error) {
-    return skip(`${where} is unreachable (${errorMessage(error)})`);
-  }
-  log(`  ${where} reachable`);
 
   const table = `custodian_bench_${process.pid.toString(36)}${Date.now().toString(36)}`;
   const native = mysql.createPool({ ...config, connectionLimit: MAX });

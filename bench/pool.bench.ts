@@ -24,6 +24,7 @@ import type * as MysqlPromise from 'mysql2/promise';
 import { createPool, currentScope, openScope, withScope, type Pool } from '../src/index.js';
 import { compareRow, measure, type MeasureOptions, type Row, type Variant } from './harness.js';
 import { flat, settledHeap } from './memory.bench.js';
+import { benchMysql, errorMessage } from './mysql-server.js';
 import { sites, type SitesMode } from './scope.bench.js';
 
 /** The pooled stand-in: a plain object. */
@@ -219,40 +220,11 @@ async function contended(options: MeasureOptions): Promise<Row[]> {
 
 // --- 3. mysql2 ----------------------------------------------------------------------------------------
 
-function errorMessage(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return `${typeof code === 'string' ? `${code}: ` : ''}${error.message || error.name}`;
-  }
-  return String(error);
-}
-
 async function mysqlBench(options: MeasureOptions, note: (line: string) => void): Promise<Row[]> {
   const log = options.log ?? (() => {});
-  const host = process.env['BENCH_MYSQL_HOST'] ?? '127.0.0.1';
-  const port = Number(process.env['BENCH_MYSQL_PORT'] ?? 3306);
-  const where = `MariaDB at ${host}:${port}`;
-  const skip = (why: string): Row[] => {
-    const line = `pool mysql2 rows skipped: ${why}`;
-    log(`  ${line}`);
-    note(line);
-    return [];
-  };
-
-  let mysql: typeof MysqlPromise;
-  try {
-    mysql = await import('mysql2/promise');
-  } catch (error) {
-    return skip(`mysql2 could not be loaded (${errorMessage(error)})`);
-  }
-  const config = { host, port, user: 'root', password: '', database: 'test', connectTimeout: 2_000 };
-  try {
-    const probe = await mysql.createConnection(config);
-    await probe.end();
-  } catch (error) {
-    return skip(`${where} is unreachable (${errorMessage(error)})`);
-  }
-  log(`  ${where} reachable`);
+  const server = await benchMysql('pool mysql2', log, note);
+  if (Array.isArray(server)) return server;
+  const { mysql, config, where, skip } = server;
 
   const native = mysql.createPool({ ...config, connectionLimit: MAX });
   const gp = genericPool.createPool<MysqlPromise.Connection>(
