@@ -4,9 +4,9 @@
  * adapters that are closed after each test.
  */
 import type { Redis } from 'ioredis';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { createRedis, type RedisAdapter, type RedisAdapterOptions } from '../../adapters/redis/index.js';
-import { closeRedis, connectRedis, REDIS, RUN_ID } from '../integration/servers.js';
+import { closeRedis, connectRedis, REDIS, RUN_ID, settle } from '../integration/servers.js';
 
 export { closedPort, collectDestroys, describeWithServer, probeRedis, REDIS, RUN_ID, settle } from '../integration/servers.js';
 
@@ -101,4 +101,28 @@ export async function clientInfo(id: number): Promise<ClientInfo | undefined> {
 export async function kill(id: number): Promise<void> {
   const killed = await (await adminClient()).client('KILL', 'ID', String(id));
   if (killed !== 1) throw new Error(`CLIENT KILL ID ${id} killed ${String(killed)} connections`);
+}
+
+/** The next borrower of `redis`'s pool: its connection's CLIENT ID and its answer to PING. */
+export async function nextBorrower(redis: RedisAdapter): Promise<{ id: number; pong: string }> {
+  return redis.use(async (conn) => ({ id: await conn.client('ID'), pong: await conn.ping() }));
+}
+
+/**
+ * Connection `id` was destroyed: the next borrower gets another, which answers, and the server lets
+ * `id` go. Returns how long the next borrower took (ms).
+ */
+export async function expectDestroyed(redis: RedisAdapter, id: number): Promise<number> {
+  const t0 = performance.now();
+  const next = await nextBorrower(redis);
+  const borrowMs = performance.now() - t0;
+  expect(next.id).not.toBe(id);
+  expect(next.pong).toBe('PONG');
+  expect(
+    await settle(
+      () => clientInfo(id),
+      (c) => c === undefined,
+    ),
+  ).toBeUndefined();
+  return borrowMs;
 }

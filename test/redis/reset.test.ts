@@ -14,8 +14,10 @@ import {
   closeAdaptersAfterEach,
   closeAdmin,
   describeWithServer,
+  expectDestroyed,
   keyPrefix,
   newRedis,
+  nextBorrower,
   probeRedis,
   REDIS,
   RUN_ID,
@@ -39,10 +41,6 @@ async function dirtyAndReturn(redis: ReturnType<typeof newRedis>, dirty: (conn: 
 }
 
 /** The id the next borrower gets, and what the server says of that connection. */
-async function nextBorrower(redis: ReturnType<typeof newRedis>): Promise<{ id: number; pong: string }> {
-  return redis.use(async (conn) => ({ id: await conn.client('ID'), pong: await conn.ping() }));
-}
-
 describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS.host}:${REDIS.port})`, () => {
   it('discards an open MULTI: the next borrower of the same connection is in no transaction, and nothing queued ran', async () => {
     const redis = newRedis({ pool: { max: 1 } });
@@ -133,24 +131,12 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
     expect(await nextBorrower(redis)).toEqual({ id, pong: 'PONG' });
   });
 
-  const destroyed = async (redis: ReturnType<typeof newRedis>, id: number) => {
-    const next = await nextBorrower(redis);
-    expect(next.id).not.toBe(id);
-    expect(next.pong).toBe('PONG');
-    expect(
-      await settle(
-        () => clientInfo(id),
-        (c) => c === undefined,
-      ),
-    ).toBeUndefined();
-  };
-
   it('destroys a connection that sent CLIENT REPLY OFF: the next borrower gets another, which answers', async () => {
     const redis = newRedis({ pool: { max: 1 } });
     const id = await dirtyAndReturn(redis, async (conn) => {
       void conn.client('REPLY', 'OFF').catch(() => {}); // the server never answers it
     });
-    await destroyed(redis, id);
+    await expectDestroyed(redis, id);
   });
 
   it('destroys a connection that sent CLIENT REPLY SKIP', async () => {
@@ -158,7 +144,7 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
     const id = await dirtyAndReturn(redis, async (conn) => {
       void conn.client('REPLY', 'SKIP').catch(() => {});
     });
-    await destroyed(redis, id);
+    await expectDestroyed(redis, id);
   });
 
   it('destroys a connection that entered MONITOR', async () => {
@@ -170,7 +156,7 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
         (flags) => flags.includes('O'),
       );
     });
-    await destroyed(redis, id);
+    await expectDestroyed(redis, id);
   });
 
   it('destroys a connection given back while a BLPOP is still blocked on it', async () => {
@@ -184,7 +170,7 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
         (cmd) => cmd === 'blpop',
       );
     });
-    await destroyed(redis, id);
+    await expectDestroyed(redis, id);
     await expect(blpop).rejects.toThrow(/Connection is closed/);
   });
 
@@ -194,7 +180,7 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
       await expect(conn.blpop(`${keyPrefix}never`, 0.2)).rejects.toThrow(/Command timed out/);
       await sleep(400); // BLPOP's own timeout passed: the reply came, nothing is in flight any more
     });
-    await destroyed(redis, id);
+    await expectDestroyed(redis, id);
   });
 
   it('destroys a connection whose blocking command ioredis gave up on (blockingTimeout) while the server still blocks it', async () => {
@@ -202,7 +188,7 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
     const id = await dirtyAndReturn(redis, async (conn) => {
       expect(await conn.blpop(`${keyPrefix}never`, 0)).toBeNull(); // resolved by ioredis's timer, not by Redis
     });
-    await destroyed(redis, id);
+    await expectDestroyed(redis, id);
   });
 
   it('destroys a connection whose reset fails (a user not allowed UNWATCH)', async () => {
@@ -214,7 +200,7 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
       const id = await dirtyAndReturn(redis, async (conn) => {
         await conn.watch(`${keyPrefix}w`);
       });
-      await destroyed(redis, id);
+      await expectDestroyed(redis, id);
     } finally {
       await admin.call('ACL', 'DELUSER', user);
     }
@@ -225,7 +211,7 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
     const id = await dirtyAndReturn(redis, async (conn) => {
       conn.disconnect();
     });
-    await destroyed(redis, id);
+    await expectDestroyed(redis, id);
   });
 
   it('property: whatever a borrower does, the next borrower sees a clean connection or a different one', async () => {
