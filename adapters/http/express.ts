@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { storage } from '../../src/internal.js';
 import { checkOptions, type HttpScopeOptions } from './options.js';
-import { endTimedOut, requestName, RequestTask, showHttpStats, taskOf } from './request-scope.js';
+import { requestName, RequestTask, showHttpStats, taskOf, type RequestKind } from './request-scope.js';
 
 /** What custodian reads of Express's `req`: the route it matched, to name the scope after its template. */
 export interface ExpressRequestLike extends IncomingMessage {
@@ -37,25 +37,17 @@ export type ExpressMiddleware = (req: ExpressRequestLike, res: ServerResponse, n
  */
 export function custodianExpress(options?: CustodianExpressOptions): ExpressMiddleware {
   const { name, timeout, leaks } = checkOptions('custodianExpress()', options);
-  const rename = name === undefined ? routeName : undefined;
   showHttpStats();
-  return function custodianMiddleware(req, res, next) {
+  const kind: RequestKind = { timeout, leaks, boundary: custodianMiddleware, rename: name === undefined ? routeName : undefined };
+  function custodianMiddleware(req: ExpressRequestLike, res: ServerResponse, next: (error?: unknown) => void): void {
     if (taskOf(req) !== undefined) {
       next(); // already in a request scope (the app is served through scoped(app))
       return;
     }
-    const task = new RequestTask(
-      req,
-      res,
-      name === undefined ? requestName(req) : name(req),
-      timeout,
-      timedOut,
-      rename,
-      leaks,
-      custodianMiddleware,
-    );
+    const task = new RequestTask(req, res, name === undefined ? requestName(req) : name(req), kind);
     storage.run(task.scope, next);
-  };
+  }
+  return custodianMiddleware;
 }
 
 /** `GET /users/:id` from the route Express matched, when it matched one. */
@@ -63,8 +55,4 @@ function routeName(task: RequestTask): string | undefined {
   const req = task.req as ExpressRequestLike;
   const path = req.route?.path;
   return typeof path === 'string' ? `${req.method ?? 'GET'} ${req.baseUrl ?? ''}${path}` : undefined;
-}
-
-function timedOut(task: RequestTask): void {
-  endTimedOut(task.res);
 }

@@ -18,7 +18,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { storage } from '../../src/internal.js';
 import { checkOptions, type HttpScopeOptions } from './options.js';
-import { endTimedOut, requestName, RequestTask, showHttpStats, taskOf } from './request-scope.js';
+import { endTimedOut, requestName, RequestTask, showHttpStats, taskOf, type RequestKind } from './request-scope.js';
 
 /** What custodian reads of a Fastify request. */
 export interface FastifyRequestLike {
@@ -77,19 +77,13 @@ export function custodianFastify(fastify: FastifyInstanceLike, options: Custodia
     return;
   }
   showHttpStats();
-  fastify.addHook('onRequest', function custodianOnRequest(request, reply, next) {
-    const task = new RequestTask(
-      request.raw,
-      reply.raw,
-      name === undefined ? routeName(request) : name(request),
-      timeout,
-      timeout === undefined ? undefined : (t) => timedOut(t, reply),
-      undefined,
-      leaks,
-      custodianOnRequest,
-    );
+  const kind: RequestKind = { timeout, leaks, boundary: custodianOnRequest, onTimeout: timedOut };
+  function custodianOnRequest(request: FastifyRequestLike, reply: FastifyReplyLike, next: () => void): void {
+    const task = new RequestTask(request.raw, reply.raw, name === undefined ? routeName(request) : name(request), kind);
+    if (timeout !== undefined) task.reply = reply;
     storage.run(task.scope, next);
-  });
+  }
+  fastify.addHook('onRequest', custodianOnRequest);
   fastify.addHook('onResponse', function custodianOnResponse(request, _reply, next) {
     const task = taskOf(request.raw);
     if (task === undefined) next();
@@ -108,7 +102,8 @@ function routeName(request: FastifyRequestLike): string {
   return template === undefined ? requestName(request.raw) : `${request.method} ${template}`;
 }
 
-function timedOut(task: RequestTask, reply: FastifyReplyLike): void {
+function timedOut(task: RequestTask): void {
+  const reply = task.reply as FastifyReplyLike;
   if (reply.sent || task.res.headersSent) {
     endTimedOut(task.res);
     return;

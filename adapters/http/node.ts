@@ -4,7 +4,7 @@
  */
 import { describe, isPromiseLike, storage } from '../../src/internal.js';
 import { checkOptions, type HttpScopeOptions } from './options.js';
-import { endTimedOut, requestName, RequestTask, showHttpStats, type RequestLike, type ResponseLike } from './request-scope.js';
+import { requestName, RequestTask, showHttpStats, type RequestKind, type RequestLike, type ResponseLike } from './request-scope.js';
 
 /** Options of `scoped()`. */
 export type ScopedOptions<Req = RequestLike> = HttpScopeOptions<Req>;
@@ -36,17 +36,9 @@ export function scoped<Req extends RequestLike, Res extends ResponseLike>(
   }
   const { name, timeout, leaks } = checkOptions('scoped()', options);
   showHttpStats();
-  return function scopedRequest(req: Req, res: Res): void {
-    const task = new RequestTask(
-      req,
-      res,
-      name === undefined ? requestName(req) : name(req),
-      timeout,
-      timedOut,
-      undefined,
-      leaks,
-      scopedRequest,
-    );
+  const kind: RequestKind = { timeout, leaks, boundary: scopedRequest };
+  function scopedRequest(req: Req, res: Res): void {
+    const task = new RequestTask(req, res, name === undefined ? requestName(req) : name(req), kind);
     const result = storage.run(task.scope, listener, req, res);
     if (isPromiseLike(result)) {
       task.listenerPending = true;
@@ -59,9 +51,6 @@ export function scoped<Req extends RequestLike, Res extends ResponseLike>(
         },
       );
     }
-  };
-}
-
-function timedOut(task: RequestTask): void {
-  endTimedOut(task.res);
+  }
+  return scopedRequest;
 }

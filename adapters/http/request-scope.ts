@@ -44,6 +44,21 @@ const RUNNING = 0; // the response has not finished yet
 const AWAITING_LISTENER = 1; // the response finished; the listener's promise has not settled
 const ENDED = 2;
 
+/**
+ * What one integration's requests share, made once per integration (not per request): their
+ * options, the public function reports start above, and the integration's ways.
+ */
+export interface RequestKind {
+  readonly timeout: number | undefined;
+  readonly leaks: LeakPolicy | undefined;
+  /** The integration's own function: sites are captured above it. */
+  readonly boundary: (...args: never[]) => unknown;
+  /** A better name than `METHOD path`, learnt when the response has finished (Express's route template). */
+  readonly rename?: ((task: RequestTask) => string | undefined) | undefined;
+  /** Ends the response when the timeout cut the request short; by default a 503 or a cut connection (`endTimedOut`). */
+  readonly onTimeout?: ((task: RequestTask, error: ScopeTimeoutError) => void) | undefined;
+}
+
 /** One request's scope and how it will end. */
 export class RequestTask {
   readonly scope: Scope;
@@ -51,27 +66,17 @@ export class RequestTask {
   /** The listener returned a promise that has not settled yet (scoped() only). */
   listenerPending = false;
   timer: NodeJS.Timeout | undefined = undefined;
-  /** Ends the response when the timeout cut the request short (each integration has its way). */
-  readonly onTimeout: ((task: RequestTask, error: ScopeTimeoutError) => void) | undefined;
-  /** A better name than `METHOD path`, learnt when the response has finished (Express's route template). */
-  readonly rename: ((task: RequestTask) => string | undefined) | undefined;
+  /** The framework's own reply object, when its `onTimeout` needs it (Fastify). */
+  reply: unknown = undefined;
+  readonly kind: RequestKind;
   readonly req: RequestLike;
   readonly res: ResponseLike;
 
-  constructor(
-    req: RequestLike,
-    res: ResponseLike,
-    name: string,
-    timeout: number | undefined,
-    onTimeout: RequestTask['onTimeout'],
-    rename: RequestTask['rename'],
-    leaks: LeakPolicy | undefined,
-    boundary: (...args: never[]) => unknown,
-  ) {
+  constructor(req: RequestLike, res: ResponseLike, name: string, kind: RequestKind) {
     this.req = req;
     this.res = res;
-    this.onTimeout = onTimeout;
-    this.rename = rename;
+    this.kind = kind;
+    const { timeout, leaks, boundary } = kind;
     // A root scope, whatever the context the server emits requests in: requests are independent
     // tasks, and a server started inside some scope must not make every request its child. Usually
     // no scope is current here, and nothing needs doing; else run(undefined), not exit(): on Node 20
@@ -108,7 +113,7 @@ export class RequestTask {
     this.stopTimer();
     counts.inFlight--;
     counts.finished++;
-    const name = this.rename?.(this);
+    const name = this.kind.rename?.(this);
     markTask(this.scope, false, name);
     closeQuietly(this.scope);
   }
@@ -156,7 +161,7 @@ function onTimer(task: RequestTask, timeout: number): void {
   );
   const waiting = task.state === AWAITING_LISTENER; // the response went out already; only the listener is late
   task.cut(error, 'timedOut');
-  if (!waiting) task.onTimeout?.(task, error);
+  if (!waiting) (task.kind.onTimeout ?? endTaskTimedOut)(task, error);
 }
 
 /** True when everything was handed to the OS (`writableFinished`; HTTP/2's compat response has only `writableEnded`). */
@@ -197,6 +202,10 @@ function reportCloseErrors(scope: Scope, error: unknown): void {
 /** The task of a request or response, if custodian/http opened a scope for it. */
 export function taskOf(value: object): RequestTask | undefined {
   return (value as { [kTask]?: RequestTask })[kTask];
+}
+
+function endTaskTimedOut(task: RequestTask): void {
+  endTimedOut(task.res);
 }
 
 /** Ends a response custodian cut short on timeout: a 503 if nothing was sent yet, else the connection is cut. */
