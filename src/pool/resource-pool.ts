@@ -1,7 +1,11 @@
 /**
  * A resource pool on generic-pool whose leases belong to the task that acquired them.
  *
- * generic-pool keeps the idle resources (LIFO), creates them, and runs the eviction timer.
+ * generic-pool keeps the idle resources (LIFO), creates them, and runs the eviction timer. A
+ * resource given back is first kept warm here, still lent to us in generic-pool's count, for up to
+ * a second (see `#warm`): the next acquire takes it synchronously, without generic-pool's acquire
+ * (a request object and three promise hops, about 1 µs, the larger part of what a lease cost).
+ * After that second it goes back to generic-pool, whose evictor then judges it as before.
  * custodian keeps everything a task can feel: the waiters (an acquire that gives up must leave at
  * once and never receive a resource later; a resource reaches its waiter as a lease of the
  * waiter's scope, whoever released it), `min` (refilled with backoff after a failed create, never
@@ -66,6 +70,12 @@ const CLOSED = 2;
 /** Each resource's maxLifetimeMs is shortened by up to this share, so that resources made together do not expire together. */
 const LIFETIME_JITTER = 0.1;
 
+/**
+ * How long a returned resource stays warm (with custodian, taken without generic-pool's acquire)
+ * before it goes back to generic-pool's idle set, at most; shorter when the evictor runs more often.
+ */
+const WARM_MS = 1000;
+
 /** The wait before the first retry of a failed `min` refill; it doubles up to REFILL_MAX_MS, with jitter. */
 const REFILL_FIRST_MS = 100;
 const REFILL_MAX_MS = 30_000;
@@ -92,6 +102,14 @@ export class ResourcePool<T> implements Pool<T> {
   readonly #validatingFor: Waiter<Lease<T>>[] = [];
   /** Slots held by leases, newest at the tail. */
   readonly #leased: List<Slot<T>> = { tail: undefined };
+  /**
+   * Returned slots kept warm: idle, though generic-pool counts them lent to us; newest at the end,
+   * so the oldest (the first to go back to generic-pool) at the start. Only while nobody waits:
+   * `#reconcile` hands them to waiters first.
+   */
+  readonly #warm: Slot<T>[] = [];
+  readonly #warmMs: number;
+  #coolTimer: NodeJS.Timeout | undefined = undefined;
   /** Slots carrying a create failure that generic-pool still counts. */
   readonly #failed = new Set<Slot<T>>();
   /** Every live slot by its value, for `evict(value)`. */
@@ -130,6 +148,8 @@ export class ResourcePool<T> implements Pool<T> {
     const owner: WaitOwner<Lease<T>> = { expire: (w) => this.#expire(w), giveUp: (w, reason) => this.#giveUp(w, reason) };
     this.#queue = new WaitQueue(owner);
     const evictionMs = [o.idleTimeoutMs, o.maxLifetimeMs].filter((ms) => ms > 0);
+    const evictionRunMs = evictionMs.length === 0 ? 0 : Math.max(5, Math.min(1000, Math.floor(Math.min(...evictionMs) / 2)));
+    this.#warmMs = evictionRunMs === 0 ? WARM_MS : Math.min(WARM_MS, evictionRunMs);
     const shouldEvict = (slot: Slot<T>) => this.#shouldEvict(slot);
     // In the root context: generic-pool's evictor timer chain starts here and keeps its context.
     this.#engine = runInRoot(() =>
@@ -140,7 +160,7 @@ export class ResourcePool<T> implements Pool<T> {
           min: 0, // custodian keeps min itself: generic-pool's refill ignores resources still being destroyed
           fifo: false, // LIFO: the busiest resources stay warm, the rest go idle and can be evicted
           autostart: true,
-          evictionRunIntervalMillis: evictionMs.length === 0 ? 0 : Math.max(5, Math.min(1000, Math.floor(Math.min(...evictionMs) / 2))),
+          evictionRunIntervalMillis: evictionRunMs,
           numTestsPerEvictionRun: o.max,
         },
         class implements Evictor<Slot<T>> {
@@ -195,6 +215,12 @@ export class ResourcePool<T> implements Pool<T> {
     const slot = this.#slots.get(resource);
     if (slot === undefined || slot.destroyed || slot.evicted) return false;
     slot.evicted = true;
+    if (slot.warm) {
+      this.#unwarm(slot);
+      this.#destroy(slot, 'evicted');
+      this.#reconcile();
+      return true;
+    }
     // Idle (nobody holds it, it is not on its way anywhere): generic-pool's eviction pass asks
     // #shouldEvict about every idle resource, and this one answers yes. Otherwise its holder's
     // release, or its delivery, finds it evicted.
@@ -233,6 +259,7 @@ export class ResourcePool<T> implements Pool<T> {
     this.#unshow();
     if (this.#refillTimer !== undefined) clearTimeout(this.#refillTimer);
     this.#refillTimer = undefined;
+    this.#cool(Infinity); // warm slots back to generic-pool, whose clear() destroys the idle ones
     // At once: generic-pool stops evicting once the borrowed resources are back to be destroyed.
     const draining = this.#engine.drain();
     const reason = () => new PoolClosedError(poolMessages.closedWhileWaiting(this.name), this.name);
@@ -258,6 +285,13 @@ export class ResourcePool<T> implements Pool<T> {
       this.#checkDrained();
       return;
     }
+    // Warm slots serve waiters before anything is asked of generic-pool (validations in flight
+    // already cover their waiters, so one waiter does not get every warm slot checked for it).
+    while (this.#warm.length > 0 && this.#queue.length > this.#covered() - this.#requested) {
+      const slot = this.#warm.pop() as Slot<T>;
+      slot.warm = false;
+      this.#offer(slot, performance.now());
+    }
     // Waiters a failed create held back, and nothing left that could serve them (the validation or
     // the borrowed resource they were counting on is gone): one more attempt for them. Not a loop:
     // an attempt that fails with nothing else under way fails them (see #createFailed).
@@ -268,7 +302,7 @@ export class ResourcePool<T> implements Pool<T> {
     const covered = this.#covered();
     let wanted = Math.max(0, this.#queue.length - Math.max(covered, this.#heldBack()));
     // Held back from a new create, not from a resource already idle (one a create for min made).
-    wanted = Math.max(wanted, Math.min(this.#queue.length - covered, this.#idle() - this.#engine.pending));
+    wanted = Math.max(wanted, Math.min(this.#queue.length - covered, this.#engineIdle() - this.#engine.pending));
     if (this.#refillTimer === undefined) {
       // New resources up to min (what exists or is coming, destroys aside), within max.
       const create = Math.min(this.#options.min - this.#usable(), this.#options.max - this.#live());
@@ -306,7 +340,7 @@ export class ResourcePool<T> implements Pool<T> {
    * creates), and reading its count let one more resource than max live on the server.
    */
   #spare(): number {
-    return Math.max(0, this.#idle() + this.#creating - this.#engine.pending);
+    return Math.max(0, this.#engineIdle() + this.#creating - this.#engine.pending);
   }
 
   /**
@@ -317,8 +351,13 @@ export class ResourcePool<T> implements Pool<T> {
     return this.#spare() + this.#options.max - this.#live();
   }
 
-  /** Idle resources: generic-pool's idle set, without failure slots and without what clear() destroyed but left listed. */
+  /** Idle resources: the warm ones and generic-pool's idle set. */
   #idle(): number {
+    return this.#warm.length + this.#engineIdle();
+  }
+
+  /** generic-pool's idle set, without failure slots and without what clear() destroyed but left listed. */
+  #engineIdle(): number {
     const gp = this.#engine;
     let failedIdle = 0;
     for (const slot of this.#failed) if (!gp.isBorrowedResource(slot)) failedIdle++;
@@ -372,12 +411,20 @@ export class ResourcePool<T> implements Pool<T> {
     const refusal = this.#refusal(scope);
     if (refusal !== undefined) return Promise.reject(refusal);
     const t0 = performance.now();
+    // Fastest path: a warm slot (nobody waits while there is one), taken now and lent a microtask
+    // later by #takeIdle, as in the fast path below, without generic-pool's acquire.
+    const warm = this.#warm.pop();
+    if (warm !== undefined) {
+      warm.warm = false;
+      this.#borrowed++; // out of the idle set: counted as borrowed until #takeIdle decides
+      return RESOLVED.then(() => this.#takeIdle(warm, scope, raw, t0, timeoutMs, ownTimeout, signal));
+    }
     // Fast path: nobody queued and an idle resource at hand. generic-pool hands it over at once, so
     // there is nothing to wait for and no waiter, timer or extra promise is needed (see #takeIdle,
     // which also clears away a failure slot left idle, should that be what it gets).
-    if (this.#queue.length === 0 && this.#requested === 0 && signal === undefined && this.#engine.available > 0) {
+    if (this.#queue.length === 0 && this.#requested === 0 && this.#engine.available > 0) {
       this.#borrowed++; // out of the idle set already: counted as borrowed until #takeIdle decides
-      return this.#engine.acquire().then((slot) => this.#takeIdle(slot, scope, raw, t0, timeoutMs, ownTimeout));
+      return this.#engine.acquire().then((slot) => this.#takeIdle(slot, scope, raw, t0, timeoutMs, ownTimeout, signal));
     }
     // Waiters nothing is on its way to, this one included, beyond what idle resources and room to create can serve.
     const uncovered = this.#queue.length + 1 - this.#covered() - Math.max(0, this.#room());
@@ -416,7 +463,12 @@ export class ResourcePool<T> implements Pool<T> {
       this.#retryHeldBack();
       this.#refillFailures = 0;
     }
-    const now = performance.now();
+    this.#offer(slot, performance.now());
+    this.#reconcile();
+  };
+
+  /** An idle slot for the oldest waiter: checked first if it must be, destroyed if it is dead or too old; with nobody waiting, idle. */
+  #offer(slot: Slot<T>, now: number): void {
     if (this.#state !== OPEN || this.#queue.length === 0) this.#toIdle(slot);
     else if (slot.evicted) this.#destroy(slot, 'evicted');
     else if (slot.expiresAt <= now) this.#destroy(slot, 'max-lifetime');
@@ -425,8 +477,7 @@ export class ResourcePool<T> implements Pool<T> {
       if (validate !== undefined && this.#needsCheck(slot, now)) this.#validate(slot, validate);
       else this.#handOut(slot, now);
     }
-    this.#reconcile();
-  };
+  }
 
   /**
    * Whether an idle resource must be validated before it goes to the oldest waiter: idle long
@@ -537,9 +588,10 @@ export class ResourcePool<T> implements Pool<T> {
     t0: number,
     timeoutMs: number,
     ownTimeout: boolean,
+    signal: AbortSignal | undefined,
   ): Lease<T> | Promise<Lease<T>> {
     this.#borrowed--;
-    const refusal = this.#refusal(scope);
+    const refusal = signal?.aborted === true ? (signal.reason as unknown) : this.#refusal(scope);
     if (refusal !== undefined) {
       // Someone may have queued behind this acquire, finding no room: the slot is theirs.
       this.#requested++;
@@ -558,7 +610,7 @@ export class ResourcePool<T> implements Pool<T> {
     }
     return new Promise<Lease<T>>((resolve, reject) => {
       const deadline = timeoutMs > 0 ? t0 + timeoutMs : Infinity;
-      this.#queue.push(new Waiter(this.#queue.owner, scope, raw, t0, deadline, ownTimeout, undefined, resolve, reject), true);
+      this.#queue.push(new Waiter(this.#queue.owner, scope, raw, t0, deadline, ownTimeout, signal, resolve, reject), true);
       this.#requested++;
       this.#onSlot(slot);
     });
@@ -766,13 +818,58 @@ export class ResourcePool<T> implements Pool<T> {
     this.#reconcile();
   }
 
+  /** To the idle set: kept warm (see `#warm`); after close() began, destroyed. */
   #toIdle(slot: Slot<T>): void {
     if (this.#state !== OPEN) {
       this.#destroy(slot, 'closed');
       return;
     }
     slot.idleSince = performance.now();
-    void this.#engine.release(slot);
+    if (this.#engine.pending > 0) {
+      // One of our requests waits in generic-pool's queue: it must get this slot, or generic-pool
+      // creates one for it (room a destroy under way still takes on the server: one over max).
+      void this.#engine.release(slot);
+      return;
+    }
+    slot.warm = true;
+    this.#warm.push(slot);
+    if (this.#coolTimer === undefined) this.#coolLater(this.#warmMs);
+  }
+
+  #coolLater(ms: number): void {
+    this.#coolTimer = runInRoot(() => setTimeout(this.#onCoolTimer, ms));
+    this.#coolTimer.unref(); // warm resources must not keep a process alive
+  }
+
+  readonly #onCoolTimer = (): void => {
+    this.#coolTimer = undefined;
+    if (this.#state !== OPEN) return;
+    const now = performance.now();
+    this.#cool(now - this.#warmMs);
+    const oldest = this.#warm[0];
+    if (oldest !== undefined && this.#coolTimer === undefined) this.#coolLater(Math.max(1, oldest.idleSince + this.#warmMs - now));
+  };
+
+  /** Gives the warm slots idle since `idleBefore` or earlier back to generic-pool's idle set, where its evictor judges them. */
+  #cool(idleBefore: number): void {
+    const warm = this.#warm;
+    let n = 0;
+    while (n < warm.length && (warm[n] as Slot<T>).idleSince <= idleBefore) n++;
+    if (n === 0) return;
+    for (const slot of warm.splice(0, n)) {
+      slot.warm = false;
+      void this.#engine.release(slot);
+    }
+    if (this.#coolTimer !== undefined && warm.length === 0) {
+      clearTimeout(this.#coolTimer);
+      this.#coolTimer = undefined;
+    }
+  }
+
+  /** Takes a warm slot out of the warm set (it is being evicted). */
+  #unwarm(slot: Slot<T>): void {
+    slot.warm = false;
+    this.#warm.splice(this.#warm.indexOf(slot), 1);
   }
 
   /** Destroys a slot generic-pool has lent us. */
