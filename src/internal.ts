@@ -19,6 +19,7 @@
 // Async context.
 export { runInRoot, storage } from './scope/storage.js';
 export { markTask } from './scope/task.js';
+export { openRootScope } from './scope/context.js';
 
 // Validation.
 export { describe, rules, validateOptions, type Rule } from './config/validate.js';

@@ -8,8 +8,8 @@
  * that moment tells the two apart. No closure is allocated per request: the task hangs off the
  * response and the request under symbols, and the listener is one shared function.
  */
-import { flattenSuppressed, LeakError, ScopeTimeoutError, openScope, type LeakPolicy, type Scope } from '../../src/index.js';
-import { errorText, markTask, scopeTitle, showInInspect, storage, warnRelease } from '../../src/internal.js';
+import { flattenSuppressed, LeakError, ScopeTimeoutError, type LeakPolicy, type Scope } from '../../src/index.js';
+import { errorText, markTask, openRootScope, RESOLVED, scopeTitle, showInInspect, warnRelease } from '../../src/internal.js';
 
 /** What the integrations need of a response: `ServerResponse`, `Http2ServerResponse`, Express's `res`. */
 export interface ResponseLike {
@@ -78,11 +78,10 @@ export class RequestTask {
     this.kind = kind;
     const { timeout, leaks, boundary } = kind;
     // A root scope, whatever the context the server emits requests in: requests are independent
-    // tasks, and a server started inside some scope must not make every request its child. Usually
-    // no scope is current here, and nothing needs doing; else run(undefined), not exit(): on Node 20
-    // exit() disables and re-enables the storage, which resets the whole process's promise hooks.
-    this.scope =
-      storage.getStore() === undefined ? openRoot(name, leaks, boundary) : storage.run(undefined as never, openRoot, name, leaks, boundary);
+    // tasks, and a server started inside some scope must not make every request its child.
+    // The options were checked when the integration was made; a name(req) that returns no string is shown as one.
+    const title = typeof name === 'string' ? name : String(name);
+    this.scope = openRootScope(leaks === undefined ? { name: title, boundary } : { name: title, leaks, boundary });
     markTask(this.scope, true);
     counts.inFlight++;
     (req as { [kTask]?: RequestTask })[kTask] = this;
@@ -140,10 +139,6 @@ export class RequestTask {
   }
 }
 
-function openRoot(name: string, leaks: LeakPolicy | undefined, boundary: (...args: never[]) => unknown): Scope {
-  return openScope(leaks === undefined ? { name, boundary } : { name, leaks, boundary });
-}
-
 /** The response's `close` listener (one function for every request: `this` is the response). */
 function onResponseClose(this: ResponseLike): void {
   const task = (this as { [kTask]?: RequestTask })[kTask];
@@ -189,7 +184,8 @@ function clientGone(scope: Scope): Error {
  * LeakError (the `throw` policy) was reported on custodian:leak already. Never an unhandled rejection.
  */
 function closeQuietly(scope: Scope): void {
-  scope.close().catch((error: unknown) => reportCloseErrors(scope, error));
+  const closing = scope.close();
+  if (closing !== RESOLVED) closing.catch((error: unknown) => reportCloseErrors(scope, error)); // RESOLVED: closed already, nothing failed
 }
 
 function reportCloseErrors(scope: Scope, error: unknown): void {

@@ -292,6 +292,8 @@ export class ResourcePool<T> implements Pool<T> {
       slot.warm = false;
       this.#offer(slot, performance.now());
     }
+    // The common case after a release: nobody waits, and min is there.
+    if (this.#queue.length === 0 && this.#usable() >= this.#options.min) return;
     // Waiters a failed create held back, and nothing left that could serve them (the validation or
     // the borrowed resource they were counting on is gone): one more attempt for them. Not a loop:
     // an attempt that fails with nothing else under way fails them (see #createFailed).

@@ -8,7 +8,7 @@ import type { Lease, TrackOptions } from '../lease/lease.js';
 import { createLease } from '../lease/acquire.js';
 import { boundaryOf, captureSite } from '../report/sites.js';
 import type { Scope, ScopeOptions } from './scope.js';
-import { createScope, type ScopeNode } from './scope-node.js';
+import { createScope, ScopeNode } from './scope-node.js';
 import { storage } from './storage.js';
 import { runTask } from './task.js';
 
@@ -61,6 +61,16 @@ export function currentScope(): Scope | undefined {
  */
 export function openScope(options?: ScopeOptions): Scope {
   return createScope('openScope()', options, current(), openScope);
+}
+
+/**
+ * Opens a root scope, whatever scope is current, from options its caller built and checked itself
+ * (an adapter's, made once per integration): a request is a task of its own even when the server
+ * was started inside some scope, and a scope per request must not pay for validating the same
+ * options each time. For adapters (see internal.ts).
+ */
+export function openRootScope(options: ScopeOptions): Scope {
+  return new ScopeNode(options, undefined, captureSite(boundaryOf(options, openRootScope)));
 }
 
 /**
