@@ -215,8 +215,9 @@ export class ResourcePool<T> implements Pool<T> {
     const slot = this.#slots.get(resource);
     if (slot === undefined || slot.destroyed || slot.evicted) return false;
     slot.evicted = true;
-    if (slot.warm) {
-      this.#unwarm(slot);
+    const warmAt = this.#warm.indexOf(slot); // rare, and the warm set is at most max long
+    if (warmAt !== -1) {
+      this.#warm.splice(warmAt, 1);
       this.#destroy(slot, 'evicted');
       this.#reconcile();
       return true;
@@ -259,6 +260,8 @@ export class ResourcePool<T> implements Pool<T> {
     this.#unshow();
     if (this.#refillTimer !== undefined) clearTimeout(this.#refillTimer);
     this.#refillTimer = undefined;
+    if (this.#coolTimer !== undefined) clearTimeout(this.#coolTimer);
+    this.#coolTimer = undefined;
     this.#cool(Infinity); // warm slots back to generic-pool, whose clear() destroys the idle ones
     // At once: generic-pool stops evicting once the borrowed resources are back to be destroyed.
     const draining = this.#engine.drain();
@@ -287,10 +290,8 @@ export class ResourcePool<T> implements Pool<T> {
     }
     // Warm slots serve waiters before anything is asked of generic-pool (validations in flight
     // already cover their waiters, so one waiter does not get every warm slot checked for it).
-    while (this.#warm.length > 0 && this.#queue.length > this.#covered() - this.#requested) {
-      const slot = this.#warm.pop() as Slot<T>;
-      slot.warm = false;
-      this.#offer(slot, performance.now());
+    while (this.#queue.length > 0 && this.#warm.length > 0 && this.#queue.length > this.#covered() - this.#requested) {
+      this.#offer(this.#warm.pop() as Slot<T>, performance.now());
     }
     // The common case after a release: nobody waits, and min is there.
     if (this.#queue.length === 0 && this.#usable() >= this.#options.min) return;
@@ -417,7 +418,6 @@ export class ResourcePool<T> implements Pool<T> {
     // later by #takeIdle, as in the fast path below, without generic-pool's acquire.
     const warm = this.#warm.pop();
     if (warm !== undefined) {
-      warm.warm = false;
       this.#borrowed++; // out of the idle set: counted as borrowed until #takeIdle decides
       return RESOLVED.then(() => this.#takeIdle(warm, scope, raw, t0, timeoutMs, ownTimeout, signal));
     }
@@ -833,7 +833,6 @@ export class ResourcePool<T> implements Pool<T> {
       void this.#engine.release(slot);
       return;
     }
-    slot.warm = true;
     this.#warm.push(slot);
     if (this.#coolTimer === undefined) this.#coolLater(this.#warmMs);
   }
@@ -857,21 +856,7 @@ export class ResourcePool<T> implements Pool<T> {
     const warm = this.#warm;
     let n = 0;
     while (n < warm.length && (warm[n] as Slot<T>).idleSince <= idleBefore) n++;
-    if (n === 0) return;
-    for (const slot of warm.splice(0, n)) {
-      slot.warm = false;
-      void this.#engine.release(slot);
-    }
-    if (this.#coolTimer !== undefined && warm.length === 0) {
-      clearTimeout(this.#coolTimer);
-      this.#coolTimer = undefined;
-    }
-  }
-
-  /** Takes a warm slot out of the warm set (it is being evicted). */
-  #unwarm(slot: Slot<T>): void {
-    slot.warm = false;
-    this.#warm.splice(this.#warm.indexOf(slot), 1);
+    for (const slot of warm.splice(0, n)) void this.#engine.release(slot);
   }
 
   /** Destroys a slot generic-pool has lent us. */

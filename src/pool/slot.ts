@@ -24,8 +24,6 @@ export class Slot<T> implements Node {
   evicted = false;
   /** The factory's destroy ran (generic-pool's clear() can hand a destroyed slot out again: see #onSlot). */
   destroyed = false;
-  /** Returned and kept warm by the pool, still lent to it in generic-pool's count. */
-  warm = false;
   /** Reached us at least once (a new slot arriving proves the server works). */
   delivered = false;
 

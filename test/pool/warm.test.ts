@@ -21,6 +21,14 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
+/** A pool of one whose resource (id 1) was just given back, so it is warm. */
+async function oneWarm() {
+  const fake = fakeFactory();
+  const pool = newPool(fake.factory, { max: 1 });
+  await (await pool.acquire()).release();
+  return { fake, pool };
+}
+
 describe('a warm resource', () => {
   it('is lent again without asking generic-pool', async () => {
     const engineAcquires = countEngineAcquires();
@@ -110,9 +118,7 @@ describe('a warm resource', () => {
   });
 
   it('stays in the pool when the acquire taking it is aborted before it resolves', async () => {
-    const fake = fakeFactory();
-    const pool = newPool(fake.factory, { max: 1 });
-    await (await pool.acquire()).release();
+    const { pool } = await oneWarm();
     const controller = new AbortController();
     const acquiring = pool.acquire({ signal: controller.signal });
     const reason = new Error('client went away');
@@ -125,9 +131,7 @@ describe('a warm resource', () => {
   });
 
   it('goes to a waiter queued behind an acquire that gave it up', async () => {
-    const fake = fakeFactory();
-    const pool = newPool(fake.factory, { max: 1 });
-    await (await pool.acquire()).release();
+    const { fake, pool } = await oneWarm();
     const controller = new AbortController();
     const refused = pool.acquire({ signal: controller.signal });
     const behind = pool.acquire(); // no warm resource left and no room: it waits
