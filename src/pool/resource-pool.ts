@@ -69,6 +69,11 @@ const CLOSED = 2;
 
 /** Each resource's maxLifetimeMs is shortened by up to this share, so that resources made together do not expire together. */
 const LIFETIME_JITTER = 0.1;
+/** #takeIdle's "validate was not asked". */
+const NOT_CHECKED: unique symbol = Symbol('not checked');
+
+/** A validate's answer says the resource works: truthy, or undefined (`validate: (c) => c.ping()` resolving nothing answered). */
+const works = (answer: unknown): boolean => Boolean(answer) || answer === undefined;
 
 /**
  * How long a returned resource stays warm (with custodian, taken without generic-pool's acquire)
@@ -500,14 +505,27 @@ export class ResourcePool<T> implements Pool<T> {
   };
 
   #validate(slot: Slot<T>, validate: (resource: T) => unknown): void {
-    const forWaiter = this.#queue.head as Waiter<Lease<T>>; // #onSlot validates only while someone waits
+    this.#judge(slot, this.#check(slot, validate));
+  }
+
+  /** The factory's validate on `slot`'s resource, in the root context: its answer, or its promise; a throw answers false. */
+  #check(slot: Slot<T>, validate: (resource: T) => unknown): unknown {
+    try {
+      return runInRoot(() => validate.call(this.#factory, slot.value));
+    } catch {
+      return false;
+    }
+  }
+
+  /** Acts on a validate's answer (or settles its promise first) about `slot`, checked for the oldest waiter. */
+  #judge(slot: Slot<T>, answer: unknown): void {
+    const forWaiter = this.#queue.head as Waiter<Lease<T>>; // validated only while someone waits
     this.#validating++;
     this.#validatingFor.push(forWaiter);
     const verdict = (ok: unknown) => {
       this.#validating--;
       this.#validatingFor.splice(this.#validatingFor.indexOf(forWaiter), 1);
-      // A falsy answer says broken, except undefined: `validate: (c) => c.ping()` resolving nothing answered.
-      if ((ok || ok === undefined) && !slot.evicted) {
+      if (works(ok) && !slot.evicted) {
         if (this.#state === OPEN) this.#handOut(slot, performance.now());
         else this.#toIdle(slot);
       } else {
@@ -516,17 +534,10 @@ export class ResourcePool<T> implements Pool<T> {
       }
       this.#reconcile();
     };
-    let result: unknown;
-    try {
-      result = runInRoot(() => validate.call(this.#factory, slot.value));
-    } catch {
-      verdict(false);
-      return;
-    }
-    if (!isPromiseLike(result)) verdict(result);
+    if (!isPromiseLike(answer)) verdict(answer);
     else
       this.#bounded(
-        result,
+        answer,
         'validate',
         (ok) => verdict(ok),
         () => verdict(false),
@@ -602,19 +613,24 @@ export class ResourcePool<T> implements Pool<T> {
     }
     const validate = this.#factory.validate;
     const now = validate === undefined && slot.expiresAt === Infinity ? t0 : performance.now();
-    if (
-      slot.failure === undefined &&
-      !slot.evicted &&
-      slot.expiresAt > now &&
-      (validate === undefined || now - slot.idleSince < this.#options.validateAfterIdleMs)
-    ) {
-      return this.#lend(slot, scope, raw, t0, now);
+    let answer: unknown = NOT_CHECKED;
+    if (slot.failure === undefined && !slot.evicted && slot.expiresAt > now) {
+      if (validate === undefined || now - slot.idleSince < this.#options.validateAfterIdleMs) return this.#lend(slot, scope, raw, t0, now);
+      // Due for a check: a validate that answers at once that it works (mysql's, a state flag)
+      // lends it now; only a promise or a no takes the queue, as the oldest waiter.
+      answer = this.#check(slot, validate);
+      if (!isPromiseLike(answer) && works(answer) && !slot.evicted) return this.#lend(slot, scope, raw, t0, now);
     }
     return new Promise<Lease<T>>((resolve, reject) => {
       const deadline = timeoutMs > 0 ? t0 + timeoutMs : Infinity;
       this.#queue.push(new Waiter(this.#queue.owner, scope, raw, t0, deadline, ownTimeout, signal, resolve, reject), true);
-      this.#requested++;
-      this.#onSlot(slot);
+      if (answer !== NOT_CHECKED) {
+        this.#judge(slot, answer);
+        this.#reconcile();
+      } else {
+        this.#requested++;
+        this.#onSlot(slot);
+      }
     });
   }
 
