@@ -126,32 +126,33 @@ export function createMysql(options: MysqlOptions | string): Mysql {
     values: StatementValues | undefined,
     stack: { stack?: string } | undefined,
   ): Promise<[T, FieldPacket[]]> {
-    return acquiring.then(
-      (lease) =>
-        new Promise<[T, FieldPacket[]]>((resolve, reject) => {
-          const conn = lease.value;
-          const done = (error: unknown, rows: T, fields: FieldPacket[]) => {
-            if (error) {
-              if (connections.broken(conn, error)) {
-                void lease.destroy(error);
-              } else {
-                if (!never && (always || !isPlain(sql))) connections.state(conn).dirty = true;
-                void lease.release();
-              }
-              reject(withStack(error, stack));
-              return;
+    // One promise for the caller, settled from the callback: not a promise returned from then(),
+    // which the caller's promise would adopt (two more promises and microtask hops per statement).
+    return new Promise<[T, FieldPacket[]]>((resolve, reject) => {
+      acquiring.then((lease) => {
+        const conn = lease.value;
+        const done = (error: unknown, rows: T, fields: FieldPacket[]) => {
+          if (error) {
+            if (connections.broken(conn, error)) {
+              void lease.destroy(error);
+            } else {
+              if (!never && (always || !isPlain(sql))) connections.state(conn).dirty = true;
+              void lease.release();
             }
-            if (!never && (always || !isPlain(sql))) connections.state(conn).dirty = true;
-            void lease.release();
-            resolve([rows, fields]);
-          };
-          try {
-            callbackApi(conn)[method](sql, values, done);
-          } catch (error) {
-            done(error, undefined as never, []);
+            reject(withStack(error, stack));
+            return;
           }
-        }),
-    );
+          if (!never && (always || !isPlain(sql))) connections.state(conn).dirty = true;
+          void lease.release();
+          resolve([rows, fields]);
+        };
+        try {
+          callbackApi(conn)[method](sql, values, done);
+        } catch (error) {
+          done(error, undefined as never, []);
+        }
+      }, reject);
+    });
   }
 
   function query<T extends QueryResult>(sql: string | QueryOptions, values?: StatementValues): Promise<[T, FieldPacket[]]> {
