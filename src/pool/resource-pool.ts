@@ -619,6 +619,15 @@ export class ResourcePool<T> implements Pool<T> {
       // Due for a check: a validate that answers at once that it works (mysql's, a state flag)
       // lends it now; only a promise or a no takes the queue, as the oldest waiter.
       answer = this.#check(slot, validate);
+      // A validate may close the pool (or end the scope) itself: this acquire was not queued for
+      // close() to refuse, so it is refused here, as it would have been a moment later.
+      const late = this.#refusal(scope);
+      if (late !== undefined) {
+        if (isPromiseLike(answer)) answer.then(undefined, noop); // nobody waits for it now
+        this.#requested++;
+        this.#onSlot(slot);
+        throw late;
+      }
       if (!isPromiseLike(answer) && works(answer) && !slot.evicted) return this.#lend(slot, scope, raw, t0, now);
     }
     return new Promise<Lease<T>>((resolve, reject) => {
