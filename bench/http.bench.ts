@@ -30,7 +30,8 @@
  * "CPU ratio"): on a shared machine the OS descheduling a server lowers its requests/s but not the
  * CPU it spends per request, so that ratio is the steadier of the two.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { cpus } from 'node:os';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -242,10 +243,47 @@ function cpuOf(child: Child): Promise<number> {
   });
 }
 
-async function spawnServer(name: ServerName): Promise<Child> {
-  const child = fork(fileURLToPath(import.meta.url), [], {
+/**
+ * Where the client and the servers run. On a machine of 2 cores, a client and a server left to the
+ * scheduler share both: a costlier server then also slows its client down, and a requests/s ratio
+ * mixes the two. With `taskset` (Linux), the client (this process, all its threads) is pinned to
+ * the first core and every server to the second, so that a server's rate is what its own core
+ * can do, as long as the client outpaces it (the "client ceiling" note says whether it did).
+ * `CUSTODIAN_BENCH_NO_PIN=1` leaves placement to the scheduler.
+ */
+interface Placement {
+  readonly serverCpu: string;
+  /** Undoes the client's pinning. */
+  readonly restore: () => void;
+}
+
+function pin(): Placement | undefined {
+  const n = cpus().length;
+  if (process.platform !== 'linux' || n < 2 || process.env['CUSTODIAN_BENCH_NO_PIN'] === '1') return undefined;
+  const all = `0-${n - 1}`;
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  } catch {
+    return undefined; // no taskset, or not allowed: the scheduler places them
+  }
+  return {
+    serverCpu: n === 2 ? '1' : `1-${n - 1}`,
+    restore: () => {
+      try {
+        execFileSync('taskset', ['-a', '-p', '-c', all, String(process.pid)], { stdio: 'ignore' });
+      } catch {
+        // the suite's figures are taken; the rest of the run keeps the one core
+      }
+    },
+  };
+}
+
+async function spawnServer(name: ServerName, placement: Placement | undefined): Promise<Child> {
+  const file = fileURLToPath(import.meta.url);
+  const child = fork(file, [], {
     env: { ...process.env, CUSTODIAN_HTTP_BENCH: name, NODE_ENV: 'production' },
-    execArgv: [],
+    // Pinned: `taskset -c <cpu> node <file>` (fork runs execPath, then execArgv, then the file).
+    ...(placement === undefined ? { execArgv: [] } : { execPath: 'taskset', execArgv: ['-c', placement.serverCpu, process.execPath] }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -492,10 +530,16 @@ export async function micro(options: HttpBenchOptions): Promise<Row[]> {
 export async function httpBench(options: HttpBenchOptions): Promise<Row[]> {
   const children: Child[] = [];
   const node24 = Number(process.versions.node.split('.')[0]) >= 24;
+  const placement = pin();
+  options.note(
+    placement === undefined
+      ? 'http: client and servers placed by the scheduler (no taskset, one core, or CUSTODIAN_BENCH_NO_PIN=1)'
+      : `http: client pinned to CPU 0, servers to CPU ${placement.serverCpu} (taskset)`,
+  );
   try {
     const ports = new Map<ServerName, Child>();
     for (const name of SERVERS) {
-      const child = await spawnServer(name);
+      const child = await spawnServer(name, placement);
       children.push(child);
       ports.set(name, child);
     }
@@ -561,5 +605,6 @@ export async function httpBench(options: HttpBenchOptions): Promise<Row[]> {
     return rows;
   } finally {
     for (const child of children) child.process.kill();
+    placement?.restore();
   }
 }
