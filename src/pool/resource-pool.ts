@@ -545,6 +545,36 @@ export class ResourcePool<T> implements Pool<T> {
   }
 
   /**
+   * Acts on a validate's answer about `slot` when the acquire it was checked for is gone: a yes
+   * makes it available again (to the next waiter, or idle), a no destroys it. A promised answer is
+   * waited for first, counted as a validation under way, so that the resource is never offered
+   * while its check still runs.
+   */
+  #judgeForNobody(slot: Slot<T>, answer: unknown): void {
+    const decide = (ok: unknown) => {
+      if (works(ok) && !slot.evicted) {
+        this.#requested++; // #onSlot takes it as one of our requests' slots
+        this.#onSlot(slot);
+        return;
+      }
+      this.#lastValidateFailure = performance.now();
+      this.#destroy(slot, slot.evicted ? 'evicted' : 'validate-failed');
+      this.#reconcile();
+    };
+    if (!isPromiseLike(answer)) {
+      decide(answer);
+      return;
+    }
+    this.#validating++;
+    const settled = (ok: unknown) => {
+      this.#validating--;
+      decide(ok);
+    };
+    // Promise.resolve: a thenable whose then() throws becomes a no, not an exception here.
+    void this.#bounded(Promise.resolve(answer), 'validate', settled, () => settled(false));
+  }
+
+  /**
    * Settles a hook's promise through `ok` or `fail`, or through `fail` once `acquireTimeoutMs`
    * passed: a validate or reset that hangs (a half-open socket) must not hold its room in the pool
    * for good. The resource is then destroyed, which usually ends the hung call too.
@@ -619,13 +649,12 @@ export class ResourcePool<T> implements Pool<T> {
       // Due for a check: a validate that answers at once that it works (mysql's, a state flag)
       // lends it now; only a promise or a no takes the queue, as the oldest waiter.
       answer = this.#check(slot, validate);
-      // A validate may close the pool (or end the scope) itself: this acquire was not queued for
-      // close() to refuse, so it is refused here, as it would have been a moment later.
-      const late = this.#refusal(scope);
+      // A validate may itself abort the acquire's signal, close the pool or end the scope: this
+      // acquire was not queued for any of them to refuse, so it is refused here. Its answer still
+      // decides what becomes of the resource.
+      const late = signal?.aborted === true ? (signal.reason as unknown) : this.#refusal(scope);
       if (late !== undefined) {
-        if (isPromiseLike(answer)) answer.then(undefined, noop); // nobody waits for it now
-        this.#requested++;
-        this.#onSlot(slot);
+        this.#judgeForNobody(slot, answer);
         throw late;
       }
       if (!isPromiseLike(answer) && works(answer) && !slot.evicted) return this.#lend(slot, scope, raw, t0, now);
