@@ -69,9 +69,6 @@ const CLOSED = 2;
 
 /** Each resource's maxLifetimeMs is shortened by up to this share, so that resources made together do not expire together. */
 const LIFETIME_JITTER = 0.1;
-/** #takeIdle's "validate was not asked". */
-const NOT_CHECKED: unique symbol = Symbol('not checked');
-
 /** A validate's answer says the resource works: truthy, or undefined (`validate: (c) => c.ping()` resolving nothing answered). */
 const works = (answer: unknown): boolean => Boolean(answer) || answer === undefined;
 
@@ -505,7 +502,7 @@ export class ResourcePool<T> implements Pool<T> {
   };
 
   #validate(slot: Slot<T>, validate: (resource: T) => unknown): void {
-    this.#judge(slot, this.#check(slot, validate));
+    this.#judge(slot, this.#check(slot, validate), this.#queue.head as Waiter<Lease<T>>); // validated only while someone waits
   }
 
   /** The factory's validate on `slot`'s resource, in the root context: its answer, or its promise; a throw answers false. */
@@ -517,16 +514,20 @@ export class ResourcePool<T> implements Pool<T> {
     }
   }
 
-  /** Acts on a validate's answer (or settles its promise first) about `slot`, checked for the oldest waiter. */
-  #judge(slot: Slot<T>, answer: unknown): void {
-    const forWaiter = this.#queue.head as Waiter<Lease<T>>; // validated only while someone waits
+  /**
+   * Acts on a validate's answer about `slot` (settling its promise first, counted as a validation
+   * under way): a no destroys it; a yes gives it to `forWaiter`, the oldest waiter it was checked
+   * for, or, when that acquire is gone (`undefined`), to whoever is next, or to the idle set.
+   */
+  #judge(slot: Slot<T>, answer: unknown, forWaiter: Waiter<Lease<T>> | undefined): void {
     this.#validating++;
-    this.#validatingFor.push(forWaiter);
+    if (forWaiter !== undefined) this.#validatingFor.push(forWaiter);
     const verdict = (ok: unknown) => {
       this.#validating--;
-      this.#validatingFor.splice(this.#validatingFor.indexOf(forWaiter), 1);
+      if (forWaiter !== undefined) this.#validatingFor.splice(this.#validatingFor.indexOf(forWaiter), 1);
       if (works(ok) && !slot.evicted) {
-        if (this.#state === OPEN) this.#handOut(slot, performance.now());
+        if (forWaiter === undefined) this.#reoffer(slot);
+        else if (this.#state === OPEN) this.#handOut(slot, performance.now());
         else this.#toIdle(slot);
       } else {
         this.#lastValidateFailure = performance.now();
@@ -542,36 +543,6 @@ export class ResourcePool<T> implements Pool<T> {
         (ok) => verdict(ok),
         () => verdict(false),
       );
-  }
-
-  /**
-   * Acts on a validate's answer about `slot` when the acquire it was checked for is gone: a yes
-   * makes it available again (to the next waiter, or idle), a no destroys it. A promised answer is
-   * waited for first, counted as a validation under way, so that the resource is never offered
-   * while its check still runs.
-   */
-  #judgeForNobody(slot: Slot<T>, answer: unknown): void {
-    const decide = (ok: unknown) => {
-      if (works(ok) && !slot.evicted) {
-        this.#requested++; // #onSlot takes it as one of our requests' slots
-        this.#onSlot(slot);
-        return;
-      }
-      this.#lastValidateFailure = performance.now();
-      this.#destroy(slot, slot.evicted ? 'evicted' : 'validate-failed');
-      this.#reconcile();
-    };
-    if (!isPromiseLike(answer)) {
-      decide(answer);
-      return;
-    }
-    this.#validating++;
-    const settled = (ok: unknown) => {
-      this.#validating--;
-      decide(ok);
-    };
-    // Promise.resolve: a thenable whose then() throws becomes a no, not an exception here.
-    void this.#bounded(Promise.resolve(answer), 'validate', settled, () => settled(false));
   }
 
   /**
@@ -634,42 +605,55 @@ export class ResourcePool<T> implements Pool<T> {
     signal: AbortSignal | undefined,
   ): Lease<T> | Promise<Lease<T>> {
     this.#borrowed--;
-    const refusal = signal?.aborted === true ? (signal.reason as unknown) : this.#refusal(scope);
+    const refusal = this.#refusalOf(scope, signal);
     if (refusal !== undefined) {
       // Someone may have queued behind this acquire, finding no room: the slot is theirs.
-      this.#requested++;
-      this.#onSlot(slot);
+      this.#reoffer(slot);
       throw refusal;
     }
     const validate = this.#factory.validate;
     const now = validate === undefined && slot.expiresAt === Infinity ? t0 : performance.now();
-    let answer: unknown = NOT_CHECKED;
-    if (slot.failure === undefined && !slot.evicted && slot.expiresAt > now) {
-      if (validate === undefined || now - slot.idleSince < this.#options.validateAfterIdleMs) return this.#lend(slot, scope, raw, t0, now);
-      // Due for a check: a validate that answers at once that it works (mysql's, a state flag)
-      // lends it now; only a promise or a no takes the queue, as the oldest waiter.
-      answer = this.#check(slot, validate);
-      // A validate may itself abort the acquire's signal, close the pool or end the scope: this
-      // acquire was not queued for any of them to refuse, so it is refused here. Its answer still
-      // decides what becomes of the resource.
-      const late = signal?.aborted === true ? (signal.reason as unknown) : this.#refusal(scope);
-      if (late !== undefined) {
-        this.#judgeForNobody(slot, answer);
-        throw late;
-      }
-      if (!isPromiseLike(answer) && works(answer) && !slot.evicted) return this.#lend(slot, scope, raw, t0, now);
+    const usable = slot.failure === undefined && !slot.evicted && slot.expiresAt > now;
+    if (usable && (validate === undefined || now - slot.idleSince < this.#options.validateAfterIdleMs))
+      return this.#lend(slot, scope, raw, t0, now);
+    // Not lent at once: this acquire joins the queue at its head, as the oldest waiter, then `next` runs.
+    const queued = (next: () => void) =>
+      new Promise<Lease<T>>((resolve, reject) => {
+        const deadline = timeoutMs > 0 ? t0 + timeoutMs : Infinity;
+        this.#queue.push(new Waiter(this.#queue.owner, scope, raw, t0, deadline, ownTimeout, signal, resolve, reject), true);
+        next();
+      });
+    if (!usable || validate === undefined) return queued(() => this.#reoffer(slot)); // (validate is undefined only when unusable)
+    // Due for a check: a validate that answers at once that it works (mysql's, a state flag) lends
+    // it now; only a promise or a no takes the queue, as the oldest waiter.
+    const answer = this.#check(slot, validate);
+    // A validate may itself abort the acquire's signal, close the pool or end the scope: this
+    // acquire was not queued for any of them to refuse, so it is refused here. Its answer still
+    // decides what becomes of the resource.
+    const late = this.#refusalOf(scope, signal);
+    if (late !== undefined) {
+      this.#judge(slot, answer, undefined);
+      throw late;
     }
-    return new Promise<Lease<T>>((resolve, reject) => {
-      const deadline = timeoutMs > 0 ? t0 + timeoutMs : Infinity;
-      this.#queue.push(new Waiter(this.#queue.owner, scope, raw, t0, deadline, ownTimeout, signal, resolve, reject), true);
-      if (answer !== NOT_CHECKED) {
-        this.#judge(slot, answer);
-        this.#reconcile();
-      } else {
-        this.#requested++;
-        this.#onSlot(slot);
-      }
+    if (!isPromiseLike(answer) && works(answer) && !slot.evicted) return this.#lend(slot, scope, raw, t0, now);
+    return queued(() => {
+      this.#judge(slot, answer, this.#queue.head as Waiter<Lease<T>>);
+      this.#reconcile();
     });
+  }
+
+  /**
+   * A slot taken from the idle set that this acquire will not have goes on as if generic-pool had
+   * just handed it to one of our requests: to the oldest waiter (checked if it must be), or back.
+   */
+  #reoffer(slot: Slot<T>): void {
+    this.#requested++;
+    this.#onSlot(slot);
+  }
+
+  /** Why this acquire must fail now, if it must: its signal aborted, or as `#refusal`. */
+  #refusalOf(scope: ScopeNode | undefined, signal: AbortSignal | undefined): unknown {
+    return signal?.aborted === true ? (signal.reason as unknown) : this.#refusal(scope);
   }
 
   /** Why an acquire by `scope`'s task must fail now, if it must: the pool closed, or the task ended. */

@@ -26,36 +26,21 @@ const settle = (p: Promise<unknown>) =>
   );
 
 describe('signal aborted by validate', () => {
-  it('sync yes: acquire should reject with the abort reason', async () => {
-    const ac = new AbortController();
-    let armed = false;
-    const { pool } = poolWith(() => (armed && ac.abort(new Error('aborted in validate')), true));
-    await (await pool.acquire()).release();
-    armed = true;
-    const r = await settle(pool.acquire({ signal: ac.signal }));
-    if (r.ok) await (r as { v: Lease<Res> }).v.release();
-    expect(r.ok).toBe(false);
-  });
-  it('promised yes: acquire should reject with the abort reason', async () => {
-    const ac = new AbortController();
-    let armed = false;
-    const { pool } = poolWith(() => (armed && ac.abort(new Error('aborted in validate')), Promise.resolve(true)));
-    await (await pool.acquire()).release();
-    armed = true;
-    const r = await settle(pool.acquire({ signal: ac.signal }));
-    if (r.ok) await (r as { v: Lease<Res> }).v.release();
-    expect(r.ok).toBe(false);
-  });
-  it('sync no: acquire should reject, not get a new resource', async () => {
-    const ac = new AbortController();
-    let armed = false;
-    const { pool, fake } = poolWith(() => (armed ? (ac.abort(new Error('aborted in validate')), false) : true));
-    await (await pool.acquire()).release();
-    armed = true;
-    const r = await settle(pool.acquire({ signal: ac.signal }));
-    if (r.ok) await (r as { v: Lease<Res> }).v.release();
-    expect({ ok: r.ok, created: fake.createCalls() }).toEqual({ ok: false, created: 1 });
-  });
+  const answers = [
+    ['sync yes', () => true],
+    ['promised yes', () => Promise.resolve(true)],
+    ['sync no', () => false],
+  ] as const;
+  for (const [label, answer] of answers)
+    it(`${label}: the acquire is refused with the abort reason, and nothing is made for it`, async () => {
+      const ac = new AbortController();
+      let armed = false;
+      const { pool, fake } = poolWith(() => (armed && ac.abort(new Error('aborted in validate')), answer()));
+      await (await pool.acquire()).release();
+      armed = true;
+      await expect(pool.acquire({ signal: ac.signal })).rejects.toThrow('aborted in validate');
+      expect(fake.createCalls()).toBe(1);
+    });
 });
 
 describe('scope ended by validate', () => {
@@ -186,6 +171,27 @@ describe('reentrant validate', () => {
     await l.release();
     await sleep(5);
     expect(fake.destroyedIds()).toEqual([1]);
+  });
+});
+
+describe('validate changes the pool and answers yes', () => {
+  it('evicting the resource it checks: the yes is not taken, the resource is destroyed, the acquire gets a new one', async () => {
+    const { pool, fake } = poolWith((r, p) => (r.id === 1 ? (p.evict(r), true) : true));
+    await (await pool.acquire()).release();
+    const lease = await pool.acquire();
+    expect(lease.value.id).toBe(2);
+    expect(fake.destroyedIds()).toEqual([1]);
+    await lease.release();
+  });
+
+  it('closing the pool: the acquire is refused, and nothing is lent from a closed pool', async () => {
+    let closing: Promise<void> | undefined;
+    const { pool, fake } = poolWith((_r, p) => ((closing = p.close()), true));
+    await (await pool.acquire()).release();
+    await expect(pool.acquire()).rejects.toThrow(/closed/);
+    await closing;
+    expect(fake.destroyedIds()).toEqual([1]);
+    expect(pool.stats()).toMatchObject({ borrowed: 0, pending: 0 });
   });
 });
 

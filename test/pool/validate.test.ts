@@ -110,30 +110,3 @@ describe('a validate that answers with a promise', () => {
     await lease.release();
   });
 });
-
-describe('a validate that changes the pool while it answers', () => {
-  it('evicting the resource it checks: the yes is not taken, the resource is destroyed, the acquire gets a new one', async () => {
-    const holder: { pool?: Pool<Res> } = {};
-    const fake = fakeFactory(() => ({ validate: (r: Res) => (r.id === 1 ? (holder.pool!.evict(r), true) : true) }));
-    const pool = newPool(fake.factory, { max: 1 });
-    holder.pool = pool;
-    await (await pool.acquire()).release();
-    const lease = await pool.acquire();
-    expect(lease.value.id).toBe(2);
-    expect(fake.destroyedIds()).toEqual([1]);
-    await lease.release();
-  });
-
-  it('closing the pool: the acquire is refused, and nothing is lent from a closed pool', async () => {
-    const holder: { pool?: Pool<Res> } = {};
-    let closing: Promise<void> | undefined;
-    const fake = fakeFactory(() => ({ validate: () => ((closing = holder.pool!.close()), true) }));
-    const pool = newPool(fake.factory, { max: 1 });
-    holder.pool = pool;
-    await (await pool.acquire()).release();
-    await expect(pool.acquire()).rejects.toThrow(/closed/);
-    await closing;
-    expect(fake.destroyedIds()).toEqual([1]);
-    expect(pool.stats()).toMatchObject({ borrowed: 0, pending: 0 });
-  });
-});
