@@ -21,6 +21,9 @@ export { runInRoot, storage } from './scope/storage.js';
 export { markTask } from './scope/task.js';
 export { openRootScope } from './scope/context.js';
 
+// Pools.
+export { acquireAbove } from './pool/create-pool.js';
+
 // Validation.
 export { describe, rules, validateOptions, type Rule } from './config/validate.js';
 export { settings } from './config/config.js';

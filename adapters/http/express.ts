@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { storage } from '../../src/internal.js';
 import { checkOptions, type HttpScopeOptions } from './options.js';
-import { requestName, RequestTask, showHttpStats, taskOf, type RequestKind } from './request-scope.js';
+import { requestName, RequestTask, requestScopeOptions, showHttpStats, taskOf, type RequestKind } from './request-scope.js';
 
 /** What custodian reads of Express's `req`: the route it matched, to name the scope after its template. */
 export interface ExpressRequestLike extends IncomingMessage {
@@ -38,7 +38,11 @@ export type ExpressMiddleware = (req: ExpressRequestLike, res: ServerResponse, n
 export function custodianExpress(options?: CustodianExpressOptions): ExpressMiddleware {
   const { name, timeout, leaks } = checkOptions('custodianExpress()', options);
   showHttpStats();
-  const kind: RequestKind = { timeout, leaks, boundary: custodianMiddleware, rename: name === undefined ? routeName : undefined };
+  const kind: RequestKind = {
+    timeout,
+    scopeOptions: requestScopeOptions(leaks, custodianMiddleware),
+    rename: name === undefined ? routeName : undefined,
+  };
   function custodianMiddleware(req: ExpressRequestLike, res: ServerResponse, next: (error?: unknown) => void): void {
     if (taskOf(req) !== undefined) {
       next(); // already in a request scope (the app is served through scoped(app))

@@ -18,7 +18,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { storage } from '../../src/internal.js';
 import { checkOptions, type HttpScopeOptions } from './options.js';
-import { endTimedOut, requestName, RequestTask, showHttpStats, taskOf, type RequestKind } from './request-scope.js';
+import { endTimedOut, requestName, RequestTask, requestScopeOptions, showHttpStats, taskOf, type RequestKind } from './request-scope.js';
 
 /** What custodian reads of a Fastify request. */
 export interface FastifyRequestLike {
@@ -77,7 +77,7 @@ export function custodianFastify(fastify: FastifyInstanceLike, options: Custodia
     return;
   }
   showHttpStats();
-  const kind: RequestKind = { timeout, leaks, boundary: custodianOnRequest, onTimeout: timedOut };
+  const kind: RequestKind = { timeout, scopeOptions: requestScopeOptions(leaks, custodianOnRequest), onTimeout: timedOut };
   function custodianOnRequest(request: FastifyRequestLike, reply: FastifyReplyLike, next: () => void): void {
     const task = new RequestTask(request.raw, reply.raw, name === undefined ? routeName(request) : name(request), kind);
     if (timeout !== undefined) task.reply = reply;

@@ -4,7 +4,15 @@
  */
 import { describe, isPromiseLike, storage } from '../../src/internal.js';
 import { checkOptions, type HttpScopeOptions } from './options.js';
-import { requestName, RequestTask, showHttpStats, type RequestKind, type RequestLike, type ResponseLike } from './request-scope.js';
+import {
+  requestName,
+  RequestTask,
+  requestScopeOptions,
+  showHttpStats,
+  type RequestKind,
+  type RequestLike,
+  type ResponseLike,
+} from './request-scope.js';
 
 /** Options of `scoped()`. */
 export type ScopedOptions<Req = RequestLike> = HttpScopeOptions<Req>;
@@ -36,7 +44,7 @@ export function scoped<Req extends RequestLike, Res extends ResponseLike>(
   }
   const { name, timeout, leaks } = checkOptions('scoped()', options);
   showHttpStats();
-  const kind: RequestKind = { timeout, leaks, boundary: scopedRequest };
+  const kind: RequestKind = { timeout, scopeOptions: requestScopeOptions(leaks, scopedRequest) };
   function scopedRequest(req: Req, res: Res): void {
     const task = new RequestTask(req, res, name === undefined ? requestName(req) : name(req), kind);
     const result = storage.run(task.scope, listener, req, res);

@@ -50,13 +50,17 @@ const ENDED = 2;
  */
 export interface RequestKind {
   readonly timeout: number | undefined;
-  readonly leaks: LeakPolicy | undefined;
-  /** The integration's own function: sites are captured above it. */
-  readonly boundary: (...args: never[]) => unknown;
+  /** What every request's scope is opened with: the `leaks` policy, and the integration's own function, above which sites are captured. */
+  readonly scopeOptions: { readonly leaks?: LeakPolicy; readonly boundary: (...args: never[]) => unknown };
   /** A better name than `METHOD path`, learnt when the response has finished (Express's route template). */
   readonly rename?: ((task: RequestTask) => string | undefined) | undefined;
   /** Ends the response when the timeout cut the request short; by default a 503 or a cut connection (`endTimedOut`). */
   readonly onTimeout?: ((task: RequestTask, error: ScopeTimeoutError) => void) | undefined;
+}
+
+/** The options every request of one integration opens its scope with (built once, not per request). */
+export function requestScopeOptions(leaks: LeakPolicy | undefined, boundary: (...args: never[]) => unknown): RequestKind['scopeOptions'] {
+  return leaks === undefined ? { boundary } : { leaks, boundary };
 }
 
 /** One request's scope and how it will end. */
@@ -76,12 +80,11 @@ export class RequestTask {
     this.req = req;
     this.res = res;
     this.kind = kind;
-    const { timeout, leaks, boundary } = kind;
+    const timeout = kind.timeout;
     // A root scope, whatever the context the server emits requests in: requests are independent
     // tasks, and a server started inside some scope must not make every request its child.
     // The options were checked when the integration was made; a name(req) that returns no string is shown as one.
-    const title = typeof name === 'string' ? name : String(name);
-    this.scope = openRootScope(leaks === undefined ? { name: title, boundary } : { name: title, leaks, boundary });
+    this.scope = openRootScope(kind.scopeOptions, typeof name === 'string' ? name : String(name));
     markTask(this.scope, true);
     counts.inFlight++;
     (req as { [kTask]?: RequestTask })[kTask] = this;

@@ -6,7 +6,7 @@
  */
 import type { Connection, FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import { createPool, currentScope, track, type AcquireOptions, type Lease, type Pool, type PoolStats } from '../../src/index.js';
-import { describe, runInRoot, showInInspect } from '../../src/internal.js';
+import { acquireAbove, describe, runInRoot, showInInspect } from '../../src/internal.js';
 import { Connections } from './connections.js';
 import { resolveMysqlOptions, type MysqlOptions } from './options.js';
 import { callbackApi, captureStack, withStack } from './callback.js';
@@ -158,13 +158,13 @@ export function createMysql(options: MysqlOptions | string): Mysql {
   function query<T extends QueryResult>(sql: string | QueryOptions, values?: StatementValues): Promise<[T, FieldPacket[]]> {
     const bad = checkSql('db.query()', sql) ?? checkValues('db.query()', values);
     if (bad !== undefined) return Promise.reject(bad);
-    return statement<T>(p.acquire(QUERY), 'query', sql, values, trace ? captureStack(query) : undefined);
+    return statement<T>(acquireAbove(p, query), 'query', sql, values, trace ? captureStack(query) : undefined);
   }
 
   function execute<T extends QueryResult>(sql: string | QueryOptions, values?: StatementValues): Promise<[T, FieldPacket[]]> {
     const bad = checkSql('db.execute()', sql) ?? checkValues('db.execute()', values);
     if (bad !== undefined) return Promise.reject(bad);
-    return statement<T>(p.acquire(EXECUTE), 'execute', sql, values, trace ? captureStack(execute) : undefined);
+    return statement<T>(acquireAbove(p, execute), 'execute', sql, values, trace ? captureStack(execute) : undefined);
   }
 
   async function lend(acquiring: Promise<Lease<Connection>>): Promise<Lease<Connection>> {
@@ -248,10 +248,6 @@ export function createMysql(options: MysqlOptions | string): Mysql {
     else await tx.own?.release(); // fn ended it itself
     return result;
   }
-
-  // One options object each, not one per statement.
-  const QUERY = { boundary: query };
-  const EXECUTE = { boundary: execute };
 
   const hide = showInInspect({
     name: o.name,

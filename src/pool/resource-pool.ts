@@ -30,7 +30,7 @@ import { PoolClosedError, PoolCreateError, PoolFullError, PoolTimeoutError, Scop
 import { openLease } from '../lease/acquire.js';
 import type { Lease } from '../lease/lease.js';
 import { HELD, LeaseState, type PoolRef } from '../lease/lease-state.js';
-import { boundaryOf, captureSite, type RawSite } from '../report/sites.js';
+import { boundaryOf, captureSite, type Boundary, type RawSite } from '../report/sites.js';
 import { push, remove, type List } from '../registry/list.js';
 import { watchThreshold } from '../registry/sweep.js';
 import { channels } from '../report/channels.js';
@@ -190,6 +190,15 @@ export class ResourcePool<T> implements Pool<T> {
    */
   acquire(options?: AcquireOptions): Promise<Lease<T>> {
     return this.#acquire(options, captureSite(boundaryOf(options, ResourcePool.prototype.acquire)));
+  }
+
+  /**
+   * @internal For adapters (`acquireAbove` in internal.ts): an acquire with no options, its site
+   * captured above `boundary`. A statement's acquire must not pay for checking the same constant
+   * `{ boundary }` object on every call.
+   */
+  acquireAbove(boundary: Boundary): Promise<Lease<T>> {
+    return this.#acquire(undefined, captureSite(boundary));
   }
 
   /**

@@ -65,12 +65,12 @@ export function openScope(options?: ScopeOptions): Scope {
 
 /**
  * Opens a root scope, whatever scope is current, from options its caller built and checked itself
- * (an adapter's, made once per integration): a request is a task of its own even when the server
- * was started inside some scope, and a scope per request must not pay for validating the same
- * options each time. For adapters (see internal.ts).
+ * (an adapter's, made once per integration), named `name` when given: a request is a task of its
+ * own even when the server was started inside some scope, and a scope per request must not pay
+ * for validating, or even building, the same options each time. For adapters (see internal.ts).
  */
-export function openRootScope(options: ScopeOptions): Scope {
-  return new ScopeNode(options, undefined, captureSite(boundaryOf(options, openRootScope)));
+export function openRootScope(options: ScopeOptions, name?: string): Scope {
+  return new ScopeNode(options, undefined, captureSite(boundaryOf(options, openRootScope)), name);
 }
 
 /**

@@ -93,9 +93,10 @@ export class ScopeNode implements Scope, Owner, WatchedScope, ClosingScope {
   /** Answers the pending `withScope` with a cancellation while its body still runs. */
   interrupt: ((reason: unknown) => void) | undefined = undefined;
 
-  constructor(options: ScopeOptions | undefined, parent: ScopeNode | undefined, raw: RawSite | undefined) {
+  /** `name`, when given, is used instead of `options.name` (a request's, with options shared by every request). */
+  constructor(options: ScopeOptions | undefined, parent: ScopeNode | undefined, raw: RawSite | undefined, name?: string) {
     this.id = nextId++;
-    this.name = options?.name;
+    this.name = name ?? options?.name;
     this.parent = parent;
     this.raw = raw;
     wake(); // first: it refreshes the coarse clock when the sweep was idle
