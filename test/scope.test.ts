@@ -595,6 +595,34 @@ describe('disposeTimeoutMs: a release that hangs does not hang close', () => {
     expect(timeouts[0]?.resource.kind).toBe('adopted value');
   });
 
+  it('names a hung cleanup in its report: the function given to defer or adopt, the class of a disposable', async () => {
+    allowLeaks();
+    const { reports, stop } = collectReports();
+    class StuckSocket {
+      [Symbol.asyncDispose](): Promise<void> {
+        return never();
+      }
+    }
+    const scope = openScope({ name: 'hung', disposeTimeoutMs: 10 });
+    scope.adopt('conn', function giveBackConn() {
+      return never();
+    });
+    scope.use(new StuckSocket());
+    scope.defer(function flushLogs() {
+      return never();
+    });
+    scope.defer(() => never());
+    await scope.close();
+    stop();
+    const named = releaseTimeouts(reports).map((r) => [r.resource.kind, r.resource.label]);
+    expect(named).toEqual([
+      ['deferred cleanup', undefined],
+      ['deferred cleanup', 'flushLogs'],
+      ['StuckSocket', undefined],
+      ['adopted value', 'giveBackConn'],
+    ]);
+  });
+
   it('gives each release its own full timeout, and reports every one that hangs', async () => {
     allowLeaks();
     const { reports, stop } = collectReports();
