@@ -4,6 +4,7 @@
  *
  * 1. `node:http`, a hello handler with 5 awaits:
  *    - bare; bare + one generic-pool acquire/release (what the lease costs without any context);
+ *    - `AsyncLocalStorage.run` alone (what carrying any context costs, before any scope or pool);
  *    - hand-written: custodian's own AsyncLocalStorage `.run()` (the same single ALS, so the
  *      process pays for the same number of instances) + generic-pool acquire + try/finally;
  *    - `scoped()` alone; `scoped()` + one pooled lease (sites off, and 'always');
@@ -54,6 +55,7 @@ const AWAITS = 5;
 const SERVERS = [
   'bare',
   'bare+gp',
+  'als',
   'als+gp',
   'scoped',
   'scoped+lease',
@@ -119,6 +121,17 @@ async function startServer(name: ServerName): Promise<number> {
           await gp.release(r);
         }
       });
+    }
+    case 'als': {
+      // AsyncLocalStorage.run alone: what any context-carrying integration pays before it does anything.
+      const { AsyncLocalStorage } = await import('node:async_hooks');
+      const als = new AsyncLocalStorage<{ readonly method: string | undefined }>();
+      return listen((req, res) =>
+        als.run({ method: req.method }, async () => {
+          await fiveAwaits();
+          hello(res);
+        }),
+      );
     }
     case 'als+gp': {
       // What people write by hand: one AsyncLocalStorage, run() per request, try/finally.
@@ -546,11 +559,12 @@ export async function httpBench(options: HttpBenchOptions): Promise<Row[]> {
     options.log(
       `  node:http, ${CONNECTIONS} keep-alive connections, ${options.rounds} shuffled rounds of ${options.roundMs} ms, one process per server`,
     );
-    const [b, bGp, hand, sOnly, sLease, sAlways, wHand, ceil] = (await measureHttp(
+    const [b, bGp, als, hand, sOnly, sLease, sAlways, wHand, ceil] = (await measureHttp(
       ports,
       [
         { name: 'bare (5 awaits)', server: 'bare' },
         { name: 'bare + generic-pool acquire/release', server: 'bare+gp' },
+        { name: 'hand-written ALS.run alone', server: 'als' },
         { name: 'hand-written ALS.run + generic-pool + try/finally', server: 'als+gp' },
         { name: 'scoped(), no lease [sites off]', server: 'scoped' },
         { name: 'scoped() + one pooled lease [sites off]', server: 'scoped+lease' },
@@ -559,7 +573,7 @@ export async function httpBench(options: HttpBenchOptions): Promise<Row[]> {
         { name: 'client ceiling (no await, no scope)', server: 'ceiling' },
       ],
       options,
-    )) as [Sample, Sample, Sample, Sample, Sample, Sample, Sample, Sample];
+    )) as [Sample, Sample, Sample, Sample, Sample, Sample, Sample, Sample, Sample];
     options.note(
       `http: the client drove ${(1e9 / ceil.median).toFixed(0)} req/s against a server that answers at once, ${(b.median / ceil.median).toFixed(2)}x the bare variant's rate`,
     );
@@ -576,6 +590,8 @@ export async function httpBench(options: HttpBenchOptions): Promise<Row[]> {
       throughputRow(g, 'scoped() + pooled lease vs hand-written ALS.run + try/finally', sLease, hand, 0.95),
       throughputRow(g, 'scoped() + pooled lease, sites always, vs bare', sAlways, b),
       throughputRow(g, 'scoped() alone vs bare', sOnly, b),
+      throughputRow(g, 'hand-written ALS.run alone vs bare', als, b, undefined, 'what carrying any context costs'),
+      throughputRow(g, 'scoped() alone vs hand-written ALS.run alone', sOnly, als, undefined, "custodian's scope per request"),
       throughputRow(g, 'bare + generic-pool vs bare', bGp, b, undefined, 'the pool without any context'),
       throughputRow(g, 'hand-written ALS.run + generic-pool vs bare', hand, b),
       throughputRow(g, 'withScope() + pool.acquire() by hand vs bare', wHand, b),
