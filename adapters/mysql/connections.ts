@@ -20,6 +20,11 @@ export interface ConnectionState {
   lent: boolean;
   /** A client-side timeout fired: the server may still be running the statement. */
   unclean: boolean;
+  /**
+   * One of `db.query()`/`db.execute()`'s statements is on it and has not answered. Its scope can
+   * end first (the statement was not awaited): the connection must then not go back mid-statement.
+   */
+  running: boolean;
 }
 
 /** The parts of mysql2's connection (lib/base/connection.js) that say whether it is usable or busy. */
@@ -63,7 +68,7 @@ export class Connections {
   state(conn: Connection): ConnectionState {
     let s = this.#states.get(conn);
     if (s === undefined) {
-      s = { dead: true, dirty: true, lent: false, unclean: false };
+      s = { dead: true, dirty: true, lent: false, unclean: false, running: false };
       this.#states.set(conn, s);
     }
     return s;
@@ -77,7 +82,7 @@ export class Connections {
     } catch (error) {
       throw this.#connectError('could not connect to', error);
     }
-    const s: ConnectionState = { dead: false, dirty: false, lent: false, unclean: false };
+    const s: ConnectionState = { dead: false, dirty: false, lent: false, unclean: false, running: false };
     this.#states.set(conn, s);
     // Without an 'error' listener a server-side KILL of an idle connection would crash the process.
     const dead = () => {
@@ -133,7 +138,8 @@ export class Connections {
   /** The pool's reset: see ResetPolicy. Returns nothing (no promise, no tick) when no reset is due. */
   reset(conn: Connection): unknown {
     const s = this.state(conn);
-    if (s.dead || s.unclean) throw new Error('connection is dead or busy'); // the pool destroys it
+    // The pool destroys it (a running statement is killed with its thread: see destroy()).
+    if (s.dead || s.unclean || s.running) throw new Error('connection is dead or busy');
     const policy = this.#o.reset;
     if (policy === 'never') {
       if (!s.lent) return undefined;

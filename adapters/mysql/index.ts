@@ -131,22 +131,25 @@ export function createMysql(options: MysqlOptions | string): Mysql {
     return new Promise<[T, FieldPacket[]]>((resolve, reject) => {
       acquiring.then((lease) => {
         const conn = lease.value;
+        const s = connections.state(conn);
         const done = (error: unknown, rows: T, fields: FieldPacket[]) => {
+          s.running = false;
           if (error) {
             if (connections.broken(conn, error)) {
               void lease.destroy(error);
             } else {
-              if (!never && (always || !isPlain(sql))) connections.state(conn).dirty = true;
+              if (!never && (always || !isPlain(sql))) s.dirty = true;
               void lease.release();
             }
             reject(withStack(error, stack));
             return;
           }
-          if (!never && (always || !isPlain(sql))) connections.state(conn).dirty = true;
+          if (!never && (always || !isPlain(sql))) s.dirty = true;
           void lease.release();
           resolve([rows, fields]);
         };
         try {
+          s.running = true;
           callbackApi(conn)[method](sql, values, done);
         } catch (error) {
           done(error, undefined as never, []);

@@ -161,6 +161,19 @@ export interface ResolvedMysqlOptions {
 
 const WHERE = 'createMysql()';
 
+/** mysql2's options that hold a password: their values never appear in an error. */
+const SECRET_KEYS: readonly string[] = ['password', 'password1', 'password2', 'password3', 'passwordSha1'];
+
+/** A secret option of the wrong type: named, its value not shown. */
+function checkSecrets(options: Record<string, unknown>, from: string): void {
+  for (const key of SECRET_KEYS) {
+    const value = options[key];
+    if (value === undefined || typeof value === 'string') continue;
+    const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+    throw new TypeError(`${WHERE}: option '${key}'${from} must be a string, got ${kind} (its value is not shown: it is a secret)`);
+  }
+}
+
 /** mysql2's default collation (lib/connection_config.js), re-applied after a reset when none is configured. */
 const DEFAULT_COLLATION = 'UTF8MB4_UNICODE_CI';
 
@@ -189,7 +202,11 @@ function parseUri(uri: string): Record<string, unknown> {
   const database = decodeURIComponent(url.pathname.slice(1));
   if (database !== '') out['database'] = database;
   for (const [key, value] of url.searchParams) {
-    if (key in out || key === 'password') continue;
+    if (key in out) continue; // the URI's own parts win (a ?password= counts when the URI has none before the @)
+    if (SECRET_KEYS.includes(key)) {
+      out[key] = value; // a password of digits is still a string, and is never parsed, so never echoed
+      continue;
+    }
     let parsed: unknown = value;
     try {
       parsed = JSON.parse(value); // as mysql2 does: ?connectTimeout=2000 is a number
@@ -217,6 +234,7 @@ export function resolveMysqlOptions(input: unknown): ResolvedMysqlOptions {
   }
   const o = given as Record<string, unknown>;
   checkKeys(o, '');
+  checkSecrets(o, '');
   validateOptions(WHERE, o, allRules);
   const fromUri = typeof o['uri'] === 'string' ? parseUri(o['uri']) : {};
   checkKeys(fromUri, ' (in the URI)');
@@ -226,7 +244,7 @@ export function resolveMysqlOptions(input: unknown): ResolvedMysqlOptions {
     const expected = rule(value);
     if (expected !== undefined)
       throw new TypeError(
-        `${WHERE}: option '${key}' in the URI must be ${expected}, got ${key === 'password' ? 'a value not shown' : describe(value)}`,
+        `${WHERE}: option '${key}' in the URI must be ${expected}, got ${SECRET_KEYS.includes(key) ? 'a value not shown' : describe(value)}`,
       );
   }
 
@@ -269,9 +287,7 @@ export function resolveMysqlOptions(input: unknown): ResolvedMysqlOptions {
       ? `${connection['socketPath']}`
       : `${host}:${typeof connection['port'] === 'number' ? connection['port'] : 3306}`;
   const who = `${where}${typeof connection['user'] === 'string' ? ` as ${connection['user']}` : ''}${typeof connection['database'] === 'string' ? `, database ${connection['database']}` : ''}`;
-  const secrets = ['password', 'password1', 'password2', 'password3', 'passwordSha1']
-    .map((k) => connection[k])
-    .filter((v): v is string => typeof v === 'string' && v !== '');
+  const secrets = SECRET_KEYS.map((k) => connection[k]).filter((v): v is string => typeof v === 'string' && v !== '');
 
   return {
     name: (o['name'] as string | undefined) ?? 'mysql',

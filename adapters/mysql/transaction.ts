@@ -71,6 +71,10 @@ export class Transaction implements MysqlTransaction {
   #inSavepoint = 0;
   /** What the report of a transaction left open says of it, taken before its lease was released. */
   #leftOpen: LeakedResource | undefined = undefined;
+  /** Its scope let go of it while it was starting: the start must not open it (see end()). */
+  #abandoned = false;
+  /** commit() or rollback() was called and has not answered: nothing else may run, nor end it again. */
+  #ending: 'commit' | 'rollback' | undefined = undefined;
   readonly #host: TransactionHost;
 
   constructor(host: TransactionHost) {
@@ -87,16 +91,31 @@ export class Transaction implements MysqlTransaction {
     this.#connLease = lease;
     const conn = lease.value;
     this.#conn = conn;
+    if (this.#abandoned) {
+      // Nothing ran on it yet: it goes back as it came.
+      await lease.release();
+      throw this.#abandonedError();
+    }
     try {
       if (options?.isolationLevel !== undefined) await exec(conn, `SET TRANSACTION ISOLATION LEVEL ${options.isolationLevel}`);
       await exec(conn, options?.readOnly === true ? 'START TRANSACTION READ ONLY' : 'START TRANSACTION');
     } catch (error) {
+      if (this.#abandoned) throw this.#abandonedError(); // end() destroyed the connection under it
       this.#state = 'failed';
       await this.#giveBack(error);
       throw error;
     }
+    // end() destroyed the connection while START TRANSACTION was on its way (normally its answer
+    // is then an error, caught above): never hand out a transaction on it.
+    if (this.#abandoned) throw this.#abandonedError();
     this.#state = 'open';
     return this;
+  }
+
+  #abandonedError(): MysqlTransactionError {
+    return new MysqlTransactionError(
+      `mysql "${this.#host.name}": the scope that began this transaction ended before START TRANSACTION had answered; nothing was committed, and its connection was destroyed (or never used). Await db.begin() and db.transaction() inside the scope`,
+    );
   }
 
   query<T extends QueryResult>(sql: string | QueryOptions, values?: StatementValues): Promise<[T, FieldPacket[]]> {
@@ -132,6 +151,19 @@ export class Transaction implements MysqlTransaction {
     if (this.#state !== 'open' || this.#conn === undefined) {
       throw new MysqlTransactionError(`mysql "${this.#host.name}": tx.${what}() on a transaction that is ${this.#state}: begin a new one`);
     }
+    if (this.#ending !== undefined) {
+      throw new MysqlTransactionError(
+        `mysql "${this.#host.name}": tx.${what}() after tx.${this.#ending}() was called: the transaction is ending; await ${this.#ending}() and begin a new one`,
+      );
+    }
+    if (this.#host.connections.state(this.#conn).dead) {
+      // mysql2 reported its connection gone (killed, the server went away): the server rolled back.
+      this.#state = 'failed';
+      void this.#giveBack(new Error('connection lost'));
+      throw new MysqlTransactionError(
+        `mysql "${this.#host.name}": tx.${what}() on a transaction whose connection was lost (killed, or the server went away); the server rolled it back: begin a new one`,
+      );
+    }
     return this.#conn;
   }
 
@@ -163,38 +195,32 @@ export class Transaction implements MysqlTransaction {
     return result;
   }
 
-  async commit(): Promise<void> {
-    const conn = this.#ending('commit');
-    try {
-      await exec(conn, 'COMMIT');
-    } catch (error) {
-      await this.#abandon(conn, error);
-      throw error;
-    }
-    this.#state = 'committed';
-    await this.#release();
+  commit(): Promise<void> {
+    return this.#end('commit', 'COMMIT', 'committed');
   }
 
-  async rollback(): Promise<void> {
-    const conn = this.#ending('rollback');
-    try {
-      await exec(conn, 'ROLLBACK');
-    } catch (error) {
-      await this.#abandon(conn, error);
-      throw error;
-    }
-    this.#state = 'rolled back';
-    await this.#release();
+  rollback(): Promise<void> {
+    return this.#end('rollback', 'ROLLBACK', 'rolled back');
   }
 
-  #ending(what: 'commit' | 'rollback'): Connection {
+  async #end(what: 'commit' | 'rollback', sql: string, outcome: TransactionState): Promise<void> {
     const conn = this.#openConnection(what);
     if (this.#inSavepoint > 0) {
       throw new MysqlTransactionError(
         `mysql "${this.#host.name}": tx.${what}() inside tx.transaction(fn): end the outer transaction after fn returns`,
       );
     }
-    return conn;
+    this.#ending = what;
+    try {
+      await exec(conn, sql);
+    } catch (error) {
+      await this.#abandon(conn, error);
+      throw error;
+    } finally {
+      this.#ending = undefined;
+    }
+    this.#state = outcome;
+    await this.#release();
   }
 
   /** COMMIT or ROLLBACK failed: roll back if the connection still works, else destroy it. */
@@ -222,7 +248,16 @@ export class Transaction implements MysqlTransaction {
 
   /** The scope lease's release: rolls back a transaction still open (and reports it), gives the connection back. */
   async end(): Promise<void> {
+    if (this.#state === 'starting') {
+      // Let go of before it opened (its begin() was not awaited in the scope): START TRANSACTION
+      // may be on its way. The connection cannot go back mid-command, nor with a transaction the
+      // server may be opening: it is destroyed (the server rolls back), and the start fails.
+      this.#abandoned = true;
+      this.#state = 'rolled back';
+      return this.#giveBack(this.#abandonedError());
+    }
     if (this.#state !== 'open') return this.#release();
+    if (this.#ending !== undefined) return; // commit() or rollback() is answering: it gives the connection back
     const conn = this.#conn as Connection;
     this.#state = 'rolled back';
     let failed: unknown;
@@ -247,6 +282,7 @@ export class Transaction implements MysqlTransaction {
 
   /** The scope lease's destroy (the task was cancelled mid-flight): the connection goes, and the server rolls back. */
   destroy(reason: unknown): Promise<void> {
+    if (this.#state === 'starting') this.#abandoned = true;
     if (this.#state === 'open' || this.#state === 'starting') this.#state = 'failed';
     return this.#giveBack(reason);
   }
