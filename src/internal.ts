@@ -18,7 +18,7 @@
 
 // Async context.
 export { runInRoot, storage } from './scope/storage.js';
-export { markTask } from './scope/task.js';
+export { markTask, nameLater } from './scope/task.js';
 export { openRootScope } from './scope/context.js';
 
 // Pools.
@@ -50,7 +50,7 @@ export {
 } from './report/sites.js';
 
 // Reports: their words, and those an adapter raises.
-export { deliver, reportUnfinished, resetWarningThrottle, warnRelease } from './report/deliver.js';
+export { deliver, emitLeakWarning, reportUnfinished, resetWarningThrottle, warnRelease } from './report/deliver.js';
 export { errorText, plural, reportTitle, resourceLines, resourceName, scopeTitle, siteText, unknownSite } from './report/messages.js';
 export { describeLease } from './lease/lease-handle.js';
 

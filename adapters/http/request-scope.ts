@@ -9,7 +9,17 @@
  * response and the request under symbols, and the listener is one shared function.
  */
 import { flattenSuppressed, LeakError, ScopeTimeoutError, type LeakPolicy, type Scope } from '../../src/index.js';
-import { errorText, markTask, openRootScope, RESOLVED, scopeTitle, showInInspect, warnRelease } from '../../src/internal.js';
+import {
+  emitLeakWarning,
+  errorText,
+  markTask,
+  nameLater,
+  openRootScope,
+  RESOLVED,
+  scopeTitle,
+  showInInspect,
+  warnRelease,
+} from '../../src/internal.js';
 
 /** What the integrations need of a response: `ServerResponse`, `Http2ServerResponse`, Express's `res`. */
 export interface ResponseLike {
@@ -24,6 +34,12 @@ export interface ResponseLike {
 export interface RequestLike {
   readonly method?: string | undefined;
   readonly url?: string | undefined;
+}
+
+/** What the request's `close` listener reads (Node's requests have it; a request without `on` is not watched). */
+interface WatchedRequest {
+  on?(event: 'close', listener: () => void): unknown;
+  readonly socket?: { readonly destroyed?: boolean } | null | undefined;
 }
 
 const kTask = Symbol('custodian.http.task');
@@ -86,10 +102,15 @@ export class RequestTask {
     // The options were checked when the integration was made; a name(req) that returns no string is shown as one.
     this.scope = openRootScope(kind.scopeOptions, typeof name === 'string' ? name : String(name));
     markTask(this.scope, true);
+    const rename = kind.rename;
+    if (rename !== undefined) nameLater(this.scope, () => rename(this)); // reports while it runs name the route too
     counts.inFlight++;
     (req as { [kTask]?: RequestTask })[kTask] = this;
     (res as { [kTask]?: RequestTask })[kTask] = this;
     res.on('close', onResponseClose); // on, not once: no wrapper allocated per request; close comes once
+    // A pipelined request queued behind a slower one has a response that never emits `close` if
+    // the connection dies first: Node closes only the request then (abortIncoming).
+    (req as WatchedRequest).on?.('close', onRequestClose);
     if (timeout !== undefined) this.timer = setTimeout(onTimer, timeout, this, timeout);
   }
 
@@ -131,6 +152,9 @@ export class RequestTask {
     counts.inFlight--;
     counts[counter]++;
     this.scope.cancel(reason);
+    // Routed by now, perhaps (Express's route template): reports of cut requests group by route too.
+    const name = this.kind.rename?.(this);
+    if (name !== undefined) markTask(this.scope, true, name);
     closeQuietly(this.scope);
   }
 
@@ -150,6 +174,18 @@ function onResponseClose(this: ResponseLike): void {
   else task.cut(clientGone(task.scope), 'clientGone');
 }
 
+/**
+ * The request's `close` listener: it also comes when a request ends normally (its response's
+ * `close` decides then), so only a request whose connection is gone before its response finished
+ * is cut here.
+ */
+function onRequestClose(this: WatchedRequest): void {
+  const task = (this as { [kTask]?: RequestTask })[kTask];
+  if (task === undefined || task.state === ENDED || finished(task.res)) return;
+  const socket = this.socket;
+  if (socket === null || socket === undefined || socket.destroyed === true) task.cut(clientGone(task.scope), 'clientGone');
+}
+
 function onTimer(task: RequestTask, timeout: number): void {
   task.timer = undefined;
   if (task.state === ENDED) return;
@@ -162,9 +198,13 @@ function onTimer(task: RequestTask, timeout: number): void {
   if (!waiting) (task.kind.onTimeout ?? endTaskTimedOut)(task, error);
 }
 
-/** True when everything was handed to the OS (`writableFinished`; HTTP/2's compat response has only `writableEnded`). */
+/**
+ * True when the response was ended and everything handed to the OS. Both flags: HTTP/2's compat
+ * response reports `writableFinished` after a client's RST_STREAM too, with `writableEnded` false;
+ * an older one may lack `writableFinished`.
+ */
 function finished(res: ResponseLike): boolean {
-  return res.writableFinished ?? res.writableEnded === true;
+  return res.writableEnded === true && res.writableFinished !== false;
 }
 
 /** The reason a request's scope is cancelled with when the client went away. */
@@ -173,7 +213,7 @@ function clientGone(scope: Scope): Error {
   Error.stackTraceLimit = 0; // the stack would only point into Node's socket code
   try {
     return new DOMException(
-      `${scopeTitle(scope)}: the client closed the connection before the response finished; the request was cancelled`,
+      `${scopeTitle(scope)}: the connection closed before the response finished (the client went away, or the response was destroyed); the request was cancelled`,
       'AbortError',
     );
   } finally {
@@ -193,7 +233,12 @@ function closeQuietly(scope: Scope): void {
 
 function reportCloseErrors(scope: Scope, error: unknown): void {
   for (const failure of flattenSuppressed(error)) {
-    if (failure instanceof LeakError) continue;
+    if (failure instanceof LeakError) {
+      // Under the `throw` policy the leak's warning is left to whoever gets the LeakError: here
+      // nobody does, so it is printed as under `warn` (custodian:leak had the report already).
+      emitLeakWarning(failure.report);
+      continue;
+    }
     warnRelease(`${scopeTitle(scope)}: a release failed when the request ended: ${errorText(failure)}`);
   }
 }

@@ -12,6 +12,7 @@ type AnyRequest = object | { readonly raw: object };
  * is not installed, or the request came in before it). Works with Node, Express and Fastify requests.
  */
 export function requestScope(req: AnyRequest): Scope | undefined {
+  if (typeof req !== 'object' || req === null) return undefined;
   const task = taskOf(req) ?? ('raw' in req && typeof req.raw === 'object' && req.raw !== null ? taskOf(req.raw) : undefined);
   return task?.scope;
 }

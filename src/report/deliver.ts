@@ -76,7 +76,8 @@ function emit(text: string, type: 'ResourceLeakWarning' | 'ResourceReleaseWarnin
   process.emitWarning(head, { type, code, ...(rest === undefined ? {} : { detail: rest }) });
 }
 
-function emitLeakWarning(report: LeakReport): void {
+/** The `ResourceLeakWarning` of a report (throttled per kind and site), without delivering it again. */
+export function emitLeakWarning(report: LeakReport): void {
   let message = report.message;
   const throttleMs = settings.warningThrottleMs;
   if (throttleMs > 0) {

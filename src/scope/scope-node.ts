@@ -51,8 +51,12 @@ let nextId = 1;
 
 export class ScopeNode implements Scope, Owner, WatchedScope, ClosingScope {
   readonly id: number;
-  /** Writable for adapters that learn a better name mid-task (see markTask). */
-  name: string | undefined;
+  #name: string | undefined;
+  /**
+   * Asked for a better name when the name is read, until it gives one: for adapters that learn
+   * the name once the task is under way (a request's route template, see nameLater).
+   */
+  namer: (() => string | undefined) | undefined = undefined;
   readonly parent: ScopeNode | undefined;
 
   // Place in the tree: sibling links in the parent's list of open children, and the newest child.
@@ -96,7 +100,7 @@ export class ScopeNode implements Scope, Owner, WatchedScope, ClosingScope {
   /** `name`, when given, is used instead of `options.name` (a request's, with options shared by every request). */
   constructor(options: ScopeOptions | undefined, parent: ScopeNode | undefined, raw: RawSite | undefined, name?: string) {
     this.id = nextId++;
-    this.name = name ?? options?.name;
+    this.#name = name ?? options?.name;
     this.parent = parent;
     this.raw = raw;
     wake(); // first: it refreshes the coarse clock when the sweep was idle
@@ -127,6 +131,23 @@ export class ScopeNode implements Scope, Owner, WatchedScope, ClosingScope {
     // cancelled. After the options, so that cancel() also disarms the timer and the listener.
     if (parent !== undefined && parent.aborted) this.cancel(parent.abortReason);
     if (openChannel.hasSubscribers) openChannel.publish({ scope: this });
+  }
+
+  /** Writable for adapters that learn a better name mid-task (see markTask). */
+  get name(): string | undefined {
+    const namer = this.namer;
+    if (namer !== undefined) {
+      const better = namer();
+      if (better !== undefined) {
+        this.#name = better;
+        this.namer = undefined;
+      }
+    }
+    return this.#name;
+  }
+
+  set name(name: string | undefined) {
+    this.#name = name;
   }
 
   get state(): ScopeState {

@@ -87,6 +87,15 @@ export function markTask(scope: Scope, running: boolean, name?: string): void {
   if (name !== undefined) node.name = name;
 }
 
+/**
+ * For adapters that learn a scope's name while its task runs (Express routes a request after its
+ * scope opened): `namer` is asked whenever the name is read (a report, `inspect()`) until it
+ * answers with a string, which then becomes the scope's name.
+ */
+export function nameLater(scope: Scope, namer: () => string | undefined): void {
+  (scope as ScopeNode).namer = namer;
+}
+
 /** `after` as a promise, for tasks that ended synchronously. */
 function settle<R>(scope: ScopeNode, failed: boolean, outcome: unknown): Promise<Awaited<R>> {
   try {
