@@ -24,6 +24,8 @@ import {
 /** What the integrations need of a response: `ServerResponse`, `Http2ServerResponse`, Express's `res`. */
 export interface ResponseLike {
   readonly headersSent: boolean;
+  /** `null` while a pipelined response waits for the ones before it on its connection. */
+  readonly socket?: object | null | undefined;
   readonly writableFinished?: boolean;
   readonly writableEnded?: boolean;
   on(event: 'close', listener: () => void): unknown;
@@ -39,7 +41,13 @@ export interface RequestLike {
 /** What the request's `close` listener reads (Node's requests have it; a request without `on` is not watched). */
 interface WatchedRequest {
   on?(event: 'close', listener: () => void): unknown;
-  readonly socket?: { readonly destroyed?: boolean } | null | undefined;
+  readonly socket?: WatchedSocket | null | undefined;
+}
+
+interface WatchedSocket {
+  readonly destroyed?: boolean;
+  once?(event: 'close', listener: () => void): unknown;
+  off?(event: 'close', listener: () => void): unknown;
 }
 
 const kTask = Symbol('custodian.http.task');
@@ -88,6 +96,8 @@ export class RequestTask {
   timer: NodeJS.Timeout | undefined = undefined;
   /** The framework's own reply object, when its `onTimeout` needs it (Fastify). */
   reply: unknown = undefined;
+  /** A queued pipelined response's connection, watched for its close until the task ends (see onRequestClose). */
+  watched: { readonly socket: WatchedSocket; readonly onClose: () => void } | undefined = undefined;
   readonly kind: RequestKind;
   readonly req: RequestLike;
   readonly res: ResponseLike;
@@ -134,6 +144,7 @@ export class RequestTask {
   end(): void {
     this.state = ENDED;
     this.stopTimer();
+    this.unwatchSocket();
     counts.inFlight--;
     counts.finished++;
     const name = this.kind.rename?.(this);
@@ -149,6 +160,7 @@ export class RequestTask {
     if (this.state === ENDED) return;
     this.state = ENDED;
     this.stopTimer();
+    this.unwatchSocket();
     counts.inFlight--;
     counts[counter]++;
     this.scope.cancel(reason);
@@ -156,6 +168,24 @@ export class RequestTask {
     const name = this.kind.rename?.(this);
     if (name !== undefined) markTask(this.scope, true, name);
     closeQuietly(this.scope);
+  }
+
+  /** Watches the connection of a response still queued behind others: if it dies first, the request is cut. */
+  watchSocket(socket: WatchedSocket): void {
+    if (this.watched !== undefined || typeof socket.once !== 'function') return;
+    const onClose = () => {
+      this.watched = undefined;
+      if (this.state !== ENDED && !finished(this.res)) this.cut(clientGone(this.scope), 'clientGone');
+    };
+    this.watched = { socket, onClose };
+    socket.once('close', onClose);
+  }
+
+  private unwatchSocket(): void {
+    const watched = this.watched;
+    if (watched === undefined) return;
+    this.watched = undefined;
+    watched.socket.off?.('close', watched.onClose);
   }
 
   private stopTimer(): void {
@@ -175,15 +205,18 @@ function onResponseClose(this: ResponseLike): void {
 }
 
 /**
- * The request's `close` listener: it also comes when a request ends normally (its response's
- * `close` decides then), so only a request whose connection is gone before its response finished
- * is cut here.
+ * The request's `close` listener. It also comes when a request ends normally, and on Node 20 as
+ * soon as its body has been read: the response's `close` decides then. A request whose connection
+ * is gone before its response finished is cut here. One whose response is still queued behind
+ * others (pipelining: it has no socket yet, so its `close` would never come) has its connection
+ * watched until it ends.
  */
 function onRequestClose(this: WatchedRequest): void {
   const task = (this as { [kTask]?: RequestTask })[kTask];
   if (task === undefined || task.state === ENDED || finished(task.res)) return;
   const socket = this.socket;
   if (socket === null || socket === undefined || socket.destroyed === true) task.cut(clientGone(task.scope), 'clientGone');
+  else if (task.res.socket === null) task.watchSocket(socket);
 }
 
 function onTimer(task: RequestTask, timeout: number): void {

@@ -256,8 +256,10 @@ export class Transaction implements MysqlTransaction {
       this.#state = 'rolled back';
       return this.#giveBack(this.#abandonedError());
     }
+    // commit() or rollback() is answering (or rolling back after a failed COMMIT): it gives the
+    // connection back, reset if it must be, once its statements are done.
+    if (this.#ending !== undefined) return;
     if (this.#state !== 'open') return this.#release();
-    if (this.#ending !== undefined) return; // commit() or rollback() is answering: it gives the connection back
     const conn = this.#conn as Connection;
     this.#state = 'rolled back';
     let failed: unknown;
