@@ -73,7 +73,7 @@ type Run = <R>(fn: () => R) => R;
 export class ConnectionState {
   /** MULTI | WATCH | SUBSCRIBED | SELECTED: what the reset must undo. */
   dirty = 0;
-  /** The database selected last (SELECT), when SELECTED. */
+  /** The database selected last (SELECT), when SELECTED; NaN when unknown (a SELECT queued inside MULTI). */
   selected = 0;
   /** Why the connection's state cannot be restored (MONITOR, CLIENT REPLY OFF, a client-side timeout...): it is destroyed on release. */
   unknown: string | undefined = undefined;
@@ -133,10 +133,13 @@ function observe(state: ConnectionState, command: Command): number {
     }
     case 'select': {
       const db = Number(command.args[0]);
-      if (Number.isInteger(db)) {
+      if (!Number.isInteger(db)) spoil(state, 'SELECT with a database that is not a number');
+      else {
         state.dirty |= SELECTED;
-        state.selected = db;
-      } else spoil(state, 'SELECT with a database that is not a number');
+        // Queued inside MULTI, it takes effect at EXEC, or never (DISCARD): which database is
+        // selected is then unknown, and the reset selects the configured one whatever it is.
+        state.selected = state.dirty & MULTI ? Number.NaN : db;
+      }
       break;
     }
     case 'monitor':

@@ -108,6 +108,17 @@ describeWithServer(server, `giving a dedicated connection back (Redis at ${REDIS
     expect(await nextBorrower(redis)).toEqual({ id, pong: 'PONG' });
   });
 
+  it('selects the configured database again after a SELECT of it queued in a MULTI that never ran (found by the property below)', async () => {
+    const redis = newRedis({ pool: { max: 1 } });
+    const id = await dirtyAndReturn(redis, async (conn) => {
+      await conn.call('SELECT', '3');
+      await conn.call('MULTI');
+      await conn.call('SELECT', '0'); // queued: the database is still 3
+    });
+    expect(await clientInfo(id)).toMatchObject({ db: 0, multi: -1 });
+    expect(await nextBorrower(redis)).toEqual({ id, pong: 'PONG' });
+  });
+
   it('sends nothing for a connection nobody dirtied: it is lent again as it is', async () => {
     const redis = newRedis({ pool: { max: 1 } });
     const id = await dirtyAndReturn(redis, async (conn) => {
