@@ -452,10 +452,12 @@ function throughputRow(group: string, name: string, a: Sample, b: Sample, minThr
  */
 class FakeResponse extends EventEmitter {
   headersSent = false;
+  writableEnded = false;
   writableFinished = false;
   statusCode = 200;
   end(): void {
     this.headersSent = true;
+    this.writableEnded = true;
     this.writableFinished = true;
     process.nextTick(emitClose, this);
   }
