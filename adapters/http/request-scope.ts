@@ -234,10 +234,10 @@ function onTimer(task: RequestTask, timeout: number): void {
 /**
  * True when the response was ended and everything handed to the OS. Both flags: HTTP/2's compat
  * response reports `writableFinished` after a client's RST_STREAM too, with `writableEnded` false;
- * an older one may lack `writableFinished`.
+ * an older one may lack `writableFinished`, and a response-like object of a framework one of them.
  */
 function finished(res: ResponseLike): boolean {
-  return res.writableEnded === true && res.writableFinished !== false;
+  return (res.writableEnded ?? res.writableFinished) === true && res.writableFinished !== false;
 }
 
 /** The reason a request's scope is cancelled with when the client went away. */
