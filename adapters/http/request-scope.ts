@@ -38,9 +38,8 @@ export interface RequestLike {
   readonly url?: string | undefined;
 }
 
-/** What the request's `close` listener reads (Node's requests have it; a request without `on` is not watched). */
+/** Where a request's connection is (Node's requests). */
 interface WatchedRequest {
-  on?(event: 'close', listener: () => void): unknown;
   readonly socket?: WatchedSocket | null | undefined;
 }
 
@@ -96,7 +95,7 @@ export class RequestTask {
   timer: NodeJS.Timeout | undefined = undefined;
   /** The framework's own reply object, when its `onTimeout` needs it (Fastify). */
   reply: unknown = undefined;
-  /** A queued pipelined response's connection, watched for its close until the task ends (see onRequestClose). */
+  /** A queued pipelined response's connection, watched for its close until the task ends. */
   watched: { readonly socket: WatchedSocket; readonly onClose: () => void } | undefined = undefined;
   readonly kind: RequestKind;
   readonly req: RequestLike;
@@ -118,9 +117,14 @@ export class RequestTask {
     (req as { [kTask]?: RequestTask })[kTask] = this;
     (res as { [kTask]?: RequestTask })[kTask] = this;
     res.on('close', onResponseClose); // on, not once: no wrapper allocated per request; close comes once
-    // A pipelined request queued behind a slower one has a response that never emits `close` if
-    // the connection dies first: Node closes only the request then (abortIncoming).
-    (req as WatchedRequest).on?.('close', onRequestClose);
+    // A pipelined request queued behind a slower one has no socket on its response yet, and that
+    // response never emits `close` if the connection dies first (Node closes only the request,
+    // in abortIncoming, and on Node 20 a request may have closed already, once its body was read):
+    // its connection is watched until the task ends.
+    if (res.socket === null) {
+      const socket = (req as WatchedRequest).socket;
+      if (socket !== null && socket !== undefined) this.watchSocket(socket);
+    }
     if (timeout !== undefined) this.timer = setTimeout(onTimer, timeout, this, timeout);
   }
 
@@ -171,8 +175,15 @@ export class RequestTask {
   }
 
   /** Watches the connection of a response still queued behind others: if it dies first, the request is cut. */
-  watchSocket(socket: WatchedSocket): void {
-    if (this.watched !== undefined || typeof socket.once !== 'function') return;
+  private watchSocket(socket: WatchedSocket): void {
+    if (typeof socket.once !== 'function') return;
+    if (socket.destroyed === true) {
+      // Gone already: cut once the constructor is done (the scope must exist to be cut).
+      queueMicrotask(() => {
+        if (!finished(this.res)) this.cut(clientGone(this.scope), 'clientGone');
+      });
+      return;
+    }
     const onClose = () => {
       this.watched = undefined;
       if (this.state !== ENDED && !finished(this.res)) this.cut(clientGone(this.scope), 'clientGone');
@@ -202,21 +213,6 @@ function onResponseClose(this: ResponseLike): void {
   if (task === undefined || task.state === ENDED) return;
   if (finished(this)) task.responseFinished();
   else task.cut(clientGone(task.scope), 'clientGone');
-}
-
-/**
- * The request's `close` listener. It also comes when a request ends normally, and on Node 20 as
- * soon as its body has been read: the response's `close` decides then. A request whose connection
- * is gone before its response finished is cut here. One whose response is still queued behind
- * others (pipelining: it has no socket yet, so its `close` would never come) has its connection
- * watched until it ends.
- */
-function onRequestClose(this: WatchedRequest): void {
-  const task = (this as { [kTask]?: RequestTask })[kTask];
-  if (task === undefined || task.state === ENDED || finished(task.res)) return;
-  const socket = this.socket;
-  if (socket === null || socket === undefined || socket.destroyed === true) task.cut(clientGone(task.scope), 'clientGone');
-  else if (task.res.socket === null) task.watchSocket(socket);
 }
 
 function onTimer(task: RequestTask, timeout: number): void {
