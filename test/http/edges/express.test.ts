@@ -1,32 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { allowLeaks } from '../../../adapters/vitest/index.js';
 import { custodianExpress, requestSignal, requestScope } from '../../../adapters/http/index.js';
-import { configure, currentScope, inspect, type LeakReport } from '../../../src/index.js';
+import { configure, currentScope, inspect } from '../../../src/index.js';
 import { collectReports, settle, useCleanCustodian } from '../../helpers.js';
-import { closeServer, listen, newPool, raw, sleep } from './util.js';
+import { closeServer, get, listen, newPool, openScopes, raw, sleep, unreleased } from './util.js';
 
 useCleanCustodian({ sites: 'always' });
-const unreleased = (r: readonly LeakReport[]) => r.filter((x) => x.type === 'unreleased') as Extract<LeakReport, { type: 'unreleased' }>[];
-const openScopes = () =>
-  settle(
-    async () => inspect().scopes.open,
-    (n) => n === 0,
-    3000,
-  );
-
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('Express', () => {
   let server: Server | undefined;

@@ -1,33 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { allowLeaks } from '../../../adapters/vitest/index.js';
 import { custodianFastify, requestSignal, requestScope } from '../../../adapters/http/index.js';
-import { currentScope, inspect, type LeakReport } from '../../../src/index.js';
+import { currentScope, inspect } from '../../../src/index.js';
 import { collectReports, settle, useCleanCustodian } from '../../helpers.js';
-import { newPool, raw, sleep } from './util.js';
+import { get, newPool, openScopes, raw, sleep, unreleased } from './util.js';
 
 useCleanCustodian({ sites: 'always' });
-const unreleased = (r: readonly LeakReport[]) => r.filter((x) => x.type === 'unreleased') as Extract<LeakReport, { type: 'unreleased' }>[];
-const openScopes = () =>
-  settle(
-    async () => inspect().scopes.open,
-    (n) => n === 0,
-    3000,
-  );
-
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('Fastify', () => {
   let app: FastifyInstance;

@@ -2,12 +2,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import http2 from 'node:http2';
 import { allowLeaks } from '../../../adapters/vitest/index.js';
 import { scoped, requestSignal } from '../../../adapters/http/index.js';
-import { inspect, type Lease, type LeakReport } from '../../../src/index.js';
+import { inspect, type Lease } from '../../../src/index.js';
 import { collectReports, settle, useCleanCustodian } from '../../helpers.js';
-import { newPool, type Conn } from './util.js';
+import { newPool, type Conn, unreleased } from './util.js';
 
 useCleanCustodian({ sites: 'always' });
-const unreleased = (r: readonly LeakReport[]) => r.filter((x) => x.type === 'unreleased') as Extract<LeakReport, { type: 'unreleased' }>[];
 
 async function rstAfterFirstChunk(port: number, path: string): Promise<void> {
   const client = http2.connect(`http://127.0.0.1:${port}`);

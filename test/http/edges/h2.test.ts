@@ -2,18 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import http2 from 'node:http2';
 import { allowLeaks } from '../../../adapters/vitest/index.js';
 import { scoped, requestSignal } from '../../../adapters/http/index.js';
-import { inspect, type LeakReport } from '../../../src/index.js';
 import { collectReports, settle, useCleanCustodian } from '../../helpers.js';
-import { newPool, sleep } from './util.js';
+import { newPool, openScopes, sleep, unreleased } from './util.js';
 
 useCleanCustodian({ sites: 'always' });
-const unreleased = (r: readonly LeakReport[]) => r.filter((x) => x.type === 'unreleased') as Extract<LeakReport, { type: 'unreleased' }>[];
-const openScopes = () =>
-  settle(
-    async () => inspect().scopes.open,
-    (n) => n === 0,
-    3000,
-  );
 
 describe('HTTP/2 compat', () => {
   let server: http2.Http2Server;

@@ -4,15 +4,9 @@ import { allowLeaks } from '../../../adapters/vitest/index.js';
 import { scoped, requestSignal, requestScope } from '../../../adapters/http/index.js';
 import { configure, currentScope, inspect } from '../../../src/index.js';
 import { collectReports, settle, useCleanCustodian } from '../../helpers.js';
-import { closeServer, listen, newPool, nodeServer, raw, sleep } from './util.js';
+import { closeServer, listen, newPool, nodeServer, openScopes, raw, sleep } from './util.js';
 
 useCleanCustodian({ sites: 'always' });
-const openScopes = () =>
-  settle(
-    async () => inspect().scopes.open,
-    (n) => n === 0,
-    3000,
-  );
 const httpStats = () => inspect().adapters.find((a) => a.name === 'custodian/http') as unknown as Record<string, number>;
 
 function get(port: number, path: string, agent: Agent | false = false): Promise<{ status: number; body: string }> {

@@ -2,19 +2,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Server } from 'node:http';
 import { allowLeaks } from '../../../adapters/vitest/index.js';
 import { scoped, requestSignal, requestScope } from '../../../adapters/http/index.js';
-import { currentScope, inspect, track, type LeakReport } from '../../../src/index.js';
+import { currentScope, inspect, track } from '../../../src/index.js';
 import { collectReports, settle, useCleanCustodian } from '../../helpers.js';
-import { closeServer, listen, newPool, nodeServer, raw, sleep } from './util.js';
+import { closeServer, listen, newPool, nodeServer, openScopes, raw, sleep, unreleased } from './util.js';
 
 useCleanCustodian({ sites: 'always' });
-
-const unreleased = (r: readonly LeakReport[]) => r.filter((x) => x.type === 'unreleased') as Extract<LeakReport, { type: 'unreleased' }>[];
-const openScopes = () =>
-  settle(
-    async () => inspect().scopes.open,
-    (n) => n === 0,
-    3000,
-  );
 
 describe('HTTP/1.1 pipelining through scoped()', () => {
   let server: Server;

@@ -2,19 +2,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Agent, request as httpRequest, type Server } from 'node:http';
 import { allowLeaks } from '../../../adapters/vitest/index.js';
 import { scoped, requestSignal } from '../../../adapters/http/index.js';
-import { inspect, type LeakReport } from '../../../src/index.js';
+import { inspect } from '../../../src/index.js';
 import { heapAfterGc, theilSen } from '../../../src/internal.js';
 import { collectReports, settle, useCleanCustodian } from '../../helpers.js';
-import { closeServer, listen, newPool, nodeServer, raw, sleep } from './util.js';
+import { closeServer, listen, newPool, nodeServer, openScopes, raw, sleep, unreleased } from './util.js';
 
 useCleanCustodian({ sites: 'always' });
-const unreleased = (r: readonly LeakReport[]) => r.filter((x) => x.type === 'unreleased') as Extract<LeakReport, { type: 'unreleased' }>[];
-const openScopes = () =>
-  settle(
-    async () => inspect().scopes.open,
-    (n) => n === 0,
-    3000,
-  );
 
 describe('client socket behaviour against scoped()', () => {
   let server: Server;

@@ -1,7 +1,9 @@
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { createPool, type Pool } from '../../../src/index.js';
+import { request as httpRequest } from 'node:http';
+import { createPool, inspect, type LeakReport, type Pool } from '../../../src/index.js';
+import { settle } from '../../helpers.js';
 
 export interface Conn {
   readonly id: number;
@@ -50,3 +52,28 @@ export function raw(port: number): { socket: Socket; data: () => string; closed:
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The `unreleased` reports among `reports`. */
+export const unreleased = (reports: readonly LeakReport[]) =>
+  reports.filter((r) => r.type === 'unreleased') as Extract<LeakReport, { type: 'unreleased' }>[];
+
+/** Waits until `inspect()` shows no open scope (fails after `ms`). */
+export const openScopes = (ms = 3000) =>
+  settle(
+    async () => inspect().scopes.open,
+    (n) => n === 0,
+    ms,
+  );
+
+/** GET `path` on a fresh connection: its status and body. */
+export function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
