@@ -3,7 +3,7 @@ import { Agent, request as httpRequest, type Server } from 'node:http';
 import { allowLeaks } from '../../../adapters/vitest/index.js';
 import { scoped, requestSignal } from '../../../adapters/http/index.js';
 import { inspect } from '../../../src/index.js';
-import { heapAfterGc, theilSen } from '../../../src/internal.js';
+import { heapAfterGc } from '../../../src/internal.js';
 import { collectReports, settle, useCleanCustodian } from '../../helpers.js';
 import { closeServer, listen, newPool, nodeServer, openScopes, raw, sleep, unreleased } from './util.js';
 
