@@ -75,7 +75,7 @@ export interface RequestKind {
   readonly timeout: number | undefined;
   /** What every request's scope is opened with: the `leaks` policy, and the integration's own function, above which sites are captured. */
   readonly scopeOptions: { readonly leaks?: LeakPolicy; readonly boundary: (...args: never[]) => unknown };
-  /** A better name than `METHOD path`, learnt when the response has finished (Express's route template). */
+  /** A better name than `METHOD path`, asked whenever the name is read until it answers (Express's route template, once routed). */
   readonly rename?: ((task: RequestTask) => string | undefined) | undefined;
   /** Ends the response when the timeout cut the request short; by default a 503 or a cut connection (`endTimedOut`). */
   readonly onTimeout?: ((task: RequestTask, error: ScopeTimeoutError) => void) | undefined;
@@ -112,7 +112,7 @@ export class RequestTask {
     this.scope = openRootScope(kind.scopeOptions, typeof name === 'string' ? name : String(name));
     markTask(this.scope, true);
     const rename = kind.rename;
-    if (rename !== undefined) nameLater(this.scope, () => rename(this)); // reports while it runs name the route too
+    if (rename !== undefined) nameLater(this.scope, () => rename(this)); // every report names the route, once routed
     counts.inFlight++;
     (req as { [kTask]?: RequestTask })[kTask] = this;
     (res as { [kTask]?: RequestTask })[kTask] = this;
@@ -151,8 +151,7 @@ export class RequestTask {
     this.unwatchSocket();
     counts.inFlight--;
     counts.finished++;
-    const name = this.kind.rename?.(this);
-    markTask(this.scope, false, name);
+    markTask(this.scope, false);
     closeQuietly(this.scope);
   }
 
@@ -168,9 +167,6 @@ export class RequestTask {
     counts.inFlight--;
     counts[counter]++;
     this.scope.cancel(reason);
-    // Routed by now, perhaps (Express's route template): reports of cut requests group by route too.
-    const name = this.kind.rename?.(this);
-    if (name !== undefined) markTask(this.scope, true, name);
     closeQuietly(this.scope);
   }
 

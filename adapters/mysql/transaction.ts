@@ -71,8 +71,6 @@ export class Transaction implements MysqlTransaction {
   #inSavepoint = 0;
   /** What the report of a transaction left open says of it, taken before its lease was released. */
   #leftOpen: LeakedResource | undefined = undefined;
-  /** Its scope let go of it while it was starting: the start must not open it (see end()). */
-  #abandoned = false;
   /** commit() or rollback() was called and has not answered: nothing else may run, nor end it again. */
   #ending: 'commit' | 'rollback' | undefined = undefined;
   readonly #host: TransactionHost;
@@ -91,7 +89,7 @@ export class Transaction implements MysqlTransaction {
     this.#connLease = lease;
     const conn = lease.value;
     this.#conn = conn;
-    if (this.#abandoned) {
+    if (this.#abandoned()) {
       // Nothing ran on it yet: it goes back as it came.
       await lease.release();
       throw this.#abandonedError();
@@ -100,16 +98,22 @@ export class Transaction implements MysqlTransaction {
       if (options?.isolationLevel !== undefined) await exec(conn, `SET TRANSACTION ISOLATION LEVEL ${options.isolationLevel}`);
       await exec(conn, options?.readOnly === true ? 'START TRANSACTION READ ONLY' : 'START TRANSACTION');
     } catch (error) {
-      if (this.#abandoned) throw this.#abandonedError(); // end() destroyed the connection under it
-      this.#state = 'failed';
-      await this.#giveBack(error);
-      throw error;
+      if (!this.#abandoned()) {
+        this.#state = 'failed';
+        await this.#giveBack(error);
+        throw error;
+      }
     }
-    // end() destroyed the connection while START TRANSACTION was on its way (normally its answer
-    // is then an error, caught above): never hand out a transaction on it.
-    if (this.#abandoned) throw this.#abandonedError();
+    // end() or destroy() let go of it while START TRANSACTION was on its way, and destroyed the
+    // connection (its answer is then usually an error, caught above): never hand out a transaction on it.
+    if (this.#abandoned()) throw this.#abandonedError();
     this.#state = 'open';
     return this;
+  }
+
+  /** Its scope let go of it (end() or destroy()) before START TRANSACTION had answered. */
+  #abandoned(): boolean {
+    return this.#state !== 'starting';
   }
 
   #abandonedError(): MysqlTransactionError {
@@ -252,7 +256,6 @@ export class Transaction implements MysqlTransaction {
       // Let go of before it opened (its begin() was not awaited in the scope): START TRANSACTION
       // may be on its way. The connection cannot go back mid-command, nor with a transaction the
       // server may be opening: it is destroyed (the server rolls back), and the start fails.
-      this.#abandoned = true;
       this.#state = 'rolled back';
       return this.#giveBack(this.#abandonedError());
     }
@@ -284,7 +287,6 @@ export class Transaction implements MysqlTransaction {
 
   /** The scope lease's destroy (the task was cancelled mid-flight): the connection goes, and the server rolls back. */
   destroy(reason: unknown): Promise<void> {
-    if (this.#state === 'starting') this.#abandoned = true;
     if (this.#state === 'open' || this.#state === 'starting') this.#state = 'failed';
     return this.#giveBack(reason);
   }

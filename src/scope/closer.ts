@@ -199,8 +199,13 @@ export class Closer implements Closing {
       attachReleaseErrors(bodyError, errors);
       warnCloseErrors(scope.info(), errors);
     }
-    // A closed scope may be kept by user code; its unformatted capture would keep V8's frames alive.
+    // A closed scope may be kept by user code; its unformatted capture would keep V8's frames alive,
+    // and its namer whatever it reads (a request). Its name is final from here.
     if (scope.raw !== undefined && scope.raw.site === undefined) scope.raw = undefined;
+    if (scope.namer !== undefined) {
+      void scope.name;
+      scope.namer = undefined;
+    }
     const onDone = this.#onDone;
     if (onDone !== undefined) {
       this.#onDone = undefined;

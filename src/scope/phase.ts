@@ -29,6 +29,8 @@ export interface ClosingScope extends WatchedScope {
   readonly disposeTimeoutMs: number | undefined;
   phase: Phase;
   raw: RawSite | undefined;
+  /** Asked for a better name until it gives one (see nameLater); settled when the scope closes. */
+  namer: (() => string | undefined) | undefined;
   aborted: boolean;
   abortReason: unknown;
   bodyRunning: boolean;

@@ -133,7 +133,7 @@ export class ScopeNode implements Scope, Owner, WatchedScope, ClosingScope {
     if (openChannel.hasSubscribers) openChannel.publish({ scope: this });
   }
 
-  /** Writable for adapters that learn a better name mid-task (see markTask). */
+  /** Its name; a namer given by an adapter (nameLater) is asked for a better one until it answers. */
   get name(): string | undefined {
     const namer = this.namer;
     if (namer !== undefined) {
@@ -144,10 +144,6 @@ export class ScopeNode implements Scope, Owner, WatchedScope, ClosingScope {
       }
     }
     return this.#name;
-  }
-
-  set name(name: string | undefined) {
-    this.#name = name;
   }
 
   get state(): ScopeState {

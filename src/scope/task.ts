@@ -78,19 +78,17 @@ export function runTask<R>(scope: ScopeNode, fn: (scope: Scope) => R): Promise<A
  * finished): marks the task of `scope` (from `openScope`) as running, or over. While it runs, a
  * close that follows a cancellation destroys what the task holds instead of handing it back, as
  * for a cut-off `withScope` body, and a `close()` from outside cancels it first; once over, what
- * is left is an ordinary leak. `name`, when given, renames the scope (a route template learnt
- * after routing).
+ * is left is an ordinary leak.
  */
-export function markTask(scope: Scope, running: boolean, name?: string): void {
-  const node = scope as ScopeNode;
-  node.bodyRunning = running;
-  if (name !== undefined) node.name = name;
+export function markTask(scope: Scope, running: boolean): void {
+  (scope as ScopeNode).bodyRunning = running;
 }
 
 /**
  * For adapters that learn a scope's name while its task runs (Express routes a request after its
  * scope opened): `namer` is asked whenever the name is read (a report, `inspect()`) until it
- * answers with a string, which then becomes the scope's name.
+ * answers with a string, which then becomes the scope's name. The name is settled when the scope
+ * closes: the namer is asked one last time, and dropped.
  */
 export function nameLater(scope: Scope, namer: () => string | undefined): void {
   (scope as ScopeNode).namer = namer;
