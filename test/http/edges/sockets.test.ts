@@ -3,7 +3,6 @@ import { Agent, request as httpRequest, type Server } from 'node:http';
 import { allowLeaks } from '../../../adapters/vitest/index.js';
 import { scoped, requestSignal } from '../../../adapters/http/index.js';
 import { inspect } from '../../../src/index.js';
-import { heapAfterGc } from '../../../src/internal.js';
 import { collectReports, settle, useCleanCustodian } from '../../helpers.js';
 import { closeServer, listen, newPool, nodeServer, openScopes, raw, sleep, unreleased } from './util.js';
 
@@ -127,8 +126,6 @@ describe('client socket behaviour against scoped()', () => {
         r.end();
         if (abort) setTimeout(() => r.destroy(), 5);
       });
-    const xs: number[] = [];
-    const ys: number[] = [];
     let done = 0;
     const run = async (count: number) => {
       let left = count;
@@ -141,18 +138,14 @@ describe('client socket behaviour against scoped()', () => {
         }),
       );
     };
-    await run(1000);
-    for (let k = 0; k < 6; k++) {
+    for (let k = 0; k < 7; k++) {
       await run(1000);
       await openScopes();
-      xs.push(done);
-      ys.push(await heapAfterGc(2));
     }
     agent.destroy();
     await openScopes();
     expect(inspect().scopes.open).toBe(0);
     expect(pool.stats()).toMatchObject({ borrowed: 0, pending: 0 });
-    // Heap flatness is asserted over 10,000 requests in requests.test.ts; 7,000 here fit too noisily on Node 24.
-    expect(ys).toHaveLength(6);
+    // Heap flatness is asserted over 10,000 requests in requests.test.ts.
   }, 180_000);
 });
