@@ -22,7 +22,8 @@ export { markTask, nameLater } from './scope/task.js';
 export { openRootScope } from './scope/context.js';
 
 // Pools.
-export { acquireAbove } from './pool/create-pool.js';
+export { lendAbove } from './pool/create-pool.js';
+export { HOOKS_IN_ROOT } from './pool/options.js';
 
 // Validation.
 export { describe, rules, validateOptions, type Rule } from './config/validate.js';

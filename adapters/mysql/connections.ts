@@ -5,7 +5,7 @@
  * async context (the pool calls it there, and the kill connection is opened there too).
  */
 import mysql, { type Connection } from 'mysql2/promise';
-import { LATE, warnRelease, within } from '../../src/internal.js';
+import { LATE, runInRoot, warnRelease, within } from '../../src/internal.js';
 import { send } from './callback.js';
 import { MysqlConnectError } from './errors.js';
 import { scrub, type ResolvedMysqlOptions } from './options.js';
@@ -135,7 +135,11 @@ export class Connections {
     return state === 'error' || state === 'disconnected';
   }
 
-  /** The pool's reset: see ResetPolicy. Returns nothing (no promise, no tick) when no reset is due. */
+  /**
+   * The pool's reset: see ResetPolicy. Returns nothing (no promise, no tick) when no reset is due.
+   * The pool calls it in the releaser's context (HOOKS_IN_ROOT): what it sends, it sends from the
+   * root context, so that the round trip's callbacks do not carry the releasing task's.
+   */
   reset(conn: Connection): unknown {
     const s = this.state(conn);
     // The pool destroys it (a running statement is killed with its thread: see destroy()).
@@ -145,10 +149,10 @@ export class Connections {
       if (!s.lent) return undefined;
       s.lent = false;
       s.dirty = false;
-      return conn.query('ROLLBACK');
+      return runInRoot(() => conn.query('ROLLBACK'));
     }
     if (policy === 'dirty' && !s.dirty) return undefined;
-    return this.#resetNow(conn, s);
+    return runInRoot(() => this.#resetNow(conn, s));
   }
 
   async #resetNow(conn: Connection, s: ConnectionState): Promise<void> {

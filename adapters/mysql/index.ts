@@ -5,8 +5,17 @@
  * next borrower; a broken one is destroyed, never reused. See docs/mysql.md.
  */
 import type { Connection, FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
-import { createPool, currentScope, track, type AcquireOptions, type Lease, type Pool, type PoolStats } from '../../src/index.js';
-import { acquireAbove, describe, runInRoot, showInInspect } from '../../src/internal.js';
+import {
+  createPool,
+  currentScope,
+  track,
+  type AcquireOptions,
+  type Lease,
+  type Pool,
+  type PoolFactory,
+  type PoolStats,
+} from '../../src/index.js';
+import { describe, HOOKS_IN_ROOT, lendAbove, runInRoot, showInInspect } from '../../src/internal.js';
 import { Connections } from './connections.js';
 import { resolveMysqlOptions, type MysqlOptions } from './options.js';
 import { callbackApi, captureStack, withStack } from './callback.js';
@@ -82,17 +91,17 @@ export function createMysql(options: MysqlOptions | string): Mysql {
   const named = o.connection.namedPlaceholders === true;
   // A connection can die only after the pool below created it, so `pool` is set by then.
   const connections = new Connections(o, (conn) => void pool.evict(conn));
+  const factory: PoolFactory<Connection> & { [HOOKS_IN_ROOT]: true } = {
+    create: () => connections.create(),
+    destroy: (conn) => connections.destroy(conn),
+    validate: (conn) => connections.validate(conn),
+    reset: (conn) => connections.reset(conn),
+    // validate is a sync read; reset switches to the root context itself when it sends something.
+    [HOOKS_IN_ROOT]: true,
+  };
   let pool: Pool<Connection>;
   try {
-    pool = createPool<Connection>(
-      {
-        create: () => connections.create(),
-        destroy: (conn) => connections.destroy(conn),
-        validate: (conn) => connections.validate(conn),
-        reset: (conn) => connections.reset(conn),
-      },
-      { acquireTimeoutMs: 10_000, ...o.pool, name: o.name, kind: 'mysql connection' },
-    );
+    pool = createPool<Connection>(factory, { acquireTimeoutMs: 10_000, ...o.pool, name: o.name, kind: 'mysql connection' });
   } catch (error) {
     // The pool's own checks, said as the caller wrote them: createMysql({ pool: { max: -1 } }).
     if (error instanceof TypeError) throw new TypeError(error.message.replace(/^createPool\(\): /, 'createMysql(): in pool: '));
@@ -120,54 +129,59 @@ export function createMysql(options: MysqlOptions | string): Mysql {
    * answer). Through mysql2's callback API: one promise per statement instead of three.
    */
   function statement<T extends QueryResult>(
-    acquiring: Promise<Lease<Connection>>,
+    boundary: (...args: never[]) => unknown,
     method: 'query' | 'execute',
     sql: string | QueryOptions,
     values: StatementValues | undefined,
     stack: { stack?: string } | undefined,
   ): Promise<[T, FieldPacket[]]> {
-    // One promise for the caller, settled from the callback: not a promise returned from then(),
-    // which the caller's promise would adopt (two more promises and microtask hops per statement).
+    // One promise for the caller, settled from mysql2's callback; the connection comes by callback
+    // too (lendAbove), possibly inside another statement's release: no promise or microtask of its own.
     return new Promise<[T, FieldPacket[]]>((resolve, reject) => {
-      acquiring.then((lease) => {
-        const conn = lease.value;
-        const s = connections.state(conn);
-        const done = (error: unknown, rows: T, fields: FieldPacket[]) => {
-          s.running = false;
-          if (error) {
-            if (connections.broken(conn, error)) {
-              void lease.destroy(error);
-            } else {
-              if (!never && (always || !isPlain(sql))) s.dirty = true;
-              void lease.release();
+      lendAbove(
+        p,
+        boundary,
+        (lease) => {
+          const conn = lease.value;
+          const s = connections.state(conn);
+          const done = (error: unknown, rows: T, fields: FieldPacket[]) => {
+            s.running = false;
+            if (error) {
+              if (connections.broken(conn, error)) {
+                void lease.destroy(error);
+              } else {
+                if (!never && (always || !isPlain(sql))) s.dirty = true;
+                void lease.release();
+              }
+              reject(withStack(error, stack));
+              return;
             }
-            reject(withStack(error, stack));
-            return;
+            if (!never && (always || !isPlain(sql))) s.dirty = true;
+            void lease.release();
+            resolve([rows, fields]);
+          };
+          try {
+            s.running = true;
+            callbackApi(conn)[method](sql, values, done);
+          } catch (error) {
+            done(error, undefined as never, []);
           }
-          if (!never && (always || !isPlain(sql))) s.dirty = true;
-          void lease.release();
-          resolve([rows, fields]);
-        };
-        try {
-          s.running = true;
-          callbackApi(conn)[method](sql, values, done);
-        } catch (error) {
-          done(error, undefined as never, []);
-        }
-      }, reject);
+        },
+        reject,
+      );
     });
   }
 
   function query<T extends QueryResult>(sql: string | QueryOptions, values?: StatementValues): Promise<[T, FieldPacket[]]> {
     const bad = checkSql('db.query()', sql) ?? checkValues('db.query()', values);
     if (bad !== undefined) return Promise.reject(bad);
-    return statement<T>(acquireAbove(p, query), 'query', sql, values, trace ? captureStack(query) : undefined);
+    return statement<T>(query, 'query', sql, values, trace ? captureStack(query) : undefined);
   }
 
   function execute<T extends QueryResult>(sql: string | QueryOptions, values?: StatementValues): Promise<[T, FieldPacket[]]> {
     const bad = checkSql('db.execute()', sql) ?? checkValues('db.execute()', values);
     if (bad !== undefined) return Promise.reject(bad);
-    return statement<T>(acquireAbove(p, execute), 'execute', sql, values, trace ? captureStack(execute) : undefined);
+    return statement<T>(execute, 'execute', sql, values, trace ? captureStack(execute) : undefined);
   }
 
   async function lend(acquiring: Promise<Lease<Connection>>): Promise<Lease<Connection>> {

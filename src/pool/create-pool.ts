@@ -1,4 +1,4 @@
-/** `createPool`: the one way to make a pool (and, for adapters, its option-free acquire). */
+/** `createPool`: the one way to make a pool (and, for adapters, its option-free callback acquire). */
 import type { Lease } from '../lease/lease.js';
 import type { Boundary } from '../report/sites.js';
 import type { PoolFactory, PoolOptions } from './options.js';
@@ -22,8 +22,10 @@ export function createPool<T>(factory: PoolFactory<T>, options?: PoolOptions): P
 
 /**
  * For adapters: `pool.acquire()` with no options, its site captured above `boundary` (the
- * adapter's public function). Saves checking a constant `{ boundary }` on every statement.
+ * adapter's public function), by callback: without the promise (and the microtask) of its own, for
+ * a statement that settles a promise of its own anyway. See ResourcePool.lendAbove for when the
+ * callbacks run.
  */
-export function acquireAbove<T>(pool: Pool<T>, boundary: Boundary): Promise<Lease<T>> {
-  return (pool as ResourcePool<T>).acquireAbove(boundary);
+export function lendAbove<T>(pool: Pool<T>, boundary: Boundary, ok: (lease: Lease<T>) => void, fail: (reason: unknown) => void): void {
+  (pool as ResourcePool<T>).lendAbove(boundary, ok, fail);
 }

@@ -176,3 +176,11 @@ export interface PoolCloseOptions {
 }
 
 export const closeRules = { timeout: rules.ms };
+
+/**
+ * For adapters: a factory that carries this key set to `true` runs its own `validate` and `reset`
+ * in the root context where they start async work (see runInRoot). The pool then calls them
+ * directly, without switching to the root context around each call: a switch costs about as much
+ * as a sync validate and a clean reset together, and a pool makes both calls on every statement.
+ */
+export const HOOKS_IN_ROOT: unique symbol = Symbol('custodian.hooksInRoot');

@@ -46,6 +46,7 @@ import { createGenericPool, type Evictor, type GenericPool, type PooledResource 
 import {
   acquireRules,
   closeRules,
+  HOOKS_IN_ROOT,
   resolvePoolOptions,
   type AcquireOptions,
   type PoolCloseOptions,
@@ -87,6 +88,8 @@ export class ResourcePool<T> implements Pool<T> {
   /** The pool's name, as errors, reports and events show it. */
   readonly name: string;
   readonly #factory: PoolFactory<T>;
+  /** The factory switches to the root context itself where its validate or reset need it (HOOKS_IN_ROOT). */
+  readonly #hooksInRoot: boolean;
   readonly #options: ResolvedPoolOptions;
   readonly #ref: PoolRef;
   /** generic-pool: the idle set (LIFO), creation, the eviction timer. */
@@ -146,6 +149,7 @@ export class ResourcePool<T> implements Pool<T> {
     const o = (this.#options = resolvePoolOptions(factory, options));
     this.name = o.name;
     this.#factory = factory;
+    this.#hooksInRoot = (factory as { [HOOKS_IN_ROOT]?: unknown })[HOOKS_IN_ROOT] === true;
     this.#ref = { name: o.name, leakThresholdMs: o.leakThresholdMs };
     const owner: WaitOwner<Lease<T>> = { expire: (w) => this.#expire(w), giveUp: (w, reason) => this.#giveUp(w, reason) };
     this.#queue = new WaitQueue(owner);
@@ -193,12 +197,15 @@ export class ResourcePool<T> implements Pool<T> {
   }
 
   /**
-   * @internal For adapters (`acquireAbove` in internal.ts): an acquire with no options, its site
-   * captured above `boundary`. A statement's acquire must not pay for checking the same constant
-   * `{ boundary }` object on every call.
+   * @internal For adapters (`lendAbove` in internal.ts): an acquire with no options, its site
+   * captured above `boundary`, without a promise of its own (a statement must not pay for checking
+   * a constant `{ boundary }`, nor for a promise it only unwraps). Exactly one of `ok` and `fail`
+   * is called, never before this returns, and possibly inside another task's release (a waiter is
+   * served there): they must not throw, and should only start work whose result goes through a
+   * promise of their own.
    */
-  acquireAbove(boundary: Boundary): Promise<Lease<T>> {
-    return this.#acquire(undefined, captureSite(boundary));
+  lendAbove(boundary: Boundary, ok: (lease: Lease<T>) => void, fail: (reason: unknown) => void): void {
+    this.#route(captureSite(boundary), this.#options.acquireTimeoutMs, false, undefined, { ok, fail });
   }
 
   /**
@@ -421,34 +428,62 @@ export class ResourcePool<T> implements Pool<T> {
         ownTimeout = true;
       }
     }
+    return this.#route(raw, timeoutMs, ownTimeout, signal, undefined) as Promise<Lease<T>>;
+  }
+
+  /**
+   * An acquire, its options read: with `into` (adapters' lendAbove), its outcome goes to `into`'s
+   * callbacks and nothing is returned; without, it is the promise returned.
+   */
+  #route(
+    raw: RawSite | undefined,
+    timeoutMs: number,
+    ownTimeout: boolean,
+    signal: AbortSignal | undefined,
+    into: Into<T> | undefined,
+  ): Promise<Lease<T>> | undefined {
     const scope = storage.getStore() as ScopeNode | undefined;
     const refusal = this.#refusal(scope);
-    if (refusal !== undefined) return Promise.reject(refusal);
+    if (refusal !== undefined) return refuse(refusal, into);
     const t0 = performance.now();
     // Fastest path: a warm slot (nobody waits while there is one), taken now and lent a microtask
     // later by #takeIdle, as in the fast path below, without generic-pool's acquire.
     const warm = this.#warm.pop();
     if (warm !== undefined) {
       this.#borrowed++; // out of the idle set: counted as borrowed until #takeIdle decides
-      return RESOLVED.then(() => this.#takeIdle(warm, scope, raw, t0, timeoutMs, ownTimeout, signal));
+      const take = () => this.#takeIdle(warm, scope, raw, t0, timeoutMs, ownTimeout, signal);
+      if (into === undefined) return RESOLVED.then(take);
+      void RESOLVED.then(() => settleInto(into, take));
+      return undefined;
     }
     // Fast path: nobody queued and an idle resource at hand. generic-pool hands it over at once, so
     // there is nothing to wait for and no waiter, timer or extra promise is needed (see #takeIdle,
     // which also clears away a failure slot left idle, should that be what it gets).
     if (this.#queue.length === 0 && this.#requested === 0 && this.#engine.available > 0) {
       this.#borrowed++; // out of the idle set already: counted as borrowed until #takeIdle decides
-      return this.#engine.acquire().then((slot) => this.#takeIdle(slot, scope, raw, t0, timeoutMs, ownTimeout, signal));
+      const taken = this.#engine.acquire().then((slot) => this.#takeIdle(slot, scope, raw, t0, timeoutMs, ownTimeout, signal));
+      if (into === undefined) return taken;
+      taken.then(into.ok, into.fail);
+      return undefined;
     }
     // Waiters nothing is on its way to, this one included, beyond what idle resources and room to create can serve.
     const uncovered = this.#queue.length + 1 - this.#covered() - Math.max(0, this.#room());
     if (uncovered > this.#options.maxWaiting) {
       const o = this.#options;
-      return Promise.reject(
+      return refuse(
         new PoolFullError(poolMessages.full(this.name, o.kind, o.max, this.#queue.length, this.#borrowed, o.maxWaiting), this.name),
+        into,
       );
     }
+    const deadline = timeoutMs > 0 ? t0 + timeoutMs : Infinity;
+    if (into !== undefined) {
+      // No promise: the waiter's callbacks are `into`'s, called when a resource comes back (inside
+      // its release) or the wait ends. #reconcile hands nothing over before this returns: no slot is warm.
+      this.#queue.push(new Waiter(this.#queue.owner, scope, raw, t0, deadline, ownTimeout, signal, into.ok, into.fail));
+      this.#reconcile();
+      return undefined;
+    }
     return new Promise<Lease<T>>((resolve, reject) => {
-      const deadline = timeoutMs > 0 ? t0 + timeoutMs : Infinity;
       this.#queue.push(new Waiter(this.#queue.owner, scope, raw, t0, deadline, ownTimeout, signal, resolve, reject));
       this.#reconcile();
     });
@@ -517,7 +552,7 @@ export class ResourcePool<T> implements Pool<T> {
   /** The factory's validate on `slot`'s resource, in the root context: its answer, or its promise; a throw answers false. */
   #check(slot: Slot<T>, validate: (resource: T) => unknown): unknown {
     try {
-      return runInRoot(() => validate.call(this.#factory, slot.value));
+      return this.#hooksInRoot ? validate.call(this.#factory, slot.value) : runInRoot(() => validate.call(this.#factory, slot.value));
     } catch {
       return false;
     }
@@ -621,7 +656,8 @@ export class ResourcePool<T> implements Pool<T> {
       throw refusal;
     }
     const validate = this.#factory.validate;
-    const now = validate === undefined && slot.expiresAt === Infinity ? t0 : performance.now();
+    // The acquire's start, a microtask ago: reading the clock again (about 0.1 µs) changes no decision.
+    const now = t0;
     const usable = slot.failure === undefined && !slot.evicted && slot.expiresAt > now;
     if (usable && (validate === undefined || now - slot.idleSince < this.#options.validateAfterIdleMs))
       return this.#lend(slot, scope, raw, t0, now);
@@ -834,7 +870,7 @@ export class ResourcePool<T> implements Pool<T> {
     if (reset === undefined) return this.#reuse(slot);
     let result: unknown;
     try {
-      result = runInRoot(() => reset.call(this.#factory, slot.value));
+      result = this.#hooksInRoot ? reset.call(this.#factory, slot.value) : runInRoot(() => reset.call(this.#factory, slot.value));
     } catch (error) {
       return this.#discard(slot, 'reset-failed', error);
     }
@@ -1045,4 +1081,30 @@ export class ResourcePool<T> implements Pool<T> {
     }
     this.#forcing = false;
   }
+}
+
+/** Where an adapter's callback acquire (lendAbove) delivers. */
+interface Into<T> {
+  ok(lease: Lease<T>): void;
+  fail(reason: unknown): void;
+}
+
+/** An acquire refused before it started: the rejected promise, or `into.fail` a microtask later. */
+function refuse<T>(reason: unknown, into: Into<T> | undefined): Promise<Lease<T>> | undefined {
+  if (into === undefined) return Promise.reject(reason);
+  void RESOLVED.then(() => into.fail(reason));
+  return undefined;
+}
+
+/** Delivers what `take` gives (a lease, its promise, or a throw) to `into`. */
+function settleInto<T>(into: Into<T>, take: () => Lease<T> | Promise<Lease<T>>): void {
+  let taken: Lease<T> | Promise<Lease<T>>;
+  try {
+    taken = take();
+  } catch (error) {
+    into.fail(error);
+    return;
+  }
+  if (isPromiseLike(taken)) taken.then(into.ok, into.fail);
+  else into.ok(taken);
 }
