@@ -1,8 +1,10 @@
 /**
  * mysql2's quirks, in one place: opening a connection (and its session set-up), telling a broken
  * one, resetting one for its next borrower, and getting rid of one, killing its thread on the
- * server when a statement may still run there. This is the pool's factory; it runs in the root
- * async context (the pool calls it there, and the kill connection is opened there too).
+ * server when a statement may still run there. This is the pool's factory. create and destroy run
+ * in the root async context (the pool calls them there, and the kill connection is opened there
+ * too); validate and reset are called in the borrower's context (HOOKS_IN_ROOT), and reset sends
+ * from the root context itself.
  */
 import mysql, { type Connection } from 'mysql2/promise';
 import { LATE, runInRoot, warnRelease, within } from '../../src/internal.js';

@@ -549,13 +549,21 @@ export class ResourcePool<T> implements Pool<T> {
     this.#judge(slot, this.#check(slot, validate), this.#queue.head as Waiter<Lease<T>>); // validated only while someone waits
   }
 
-  /** The factory's validate on `slot`'s resource, in the root context: its answer, or its promise; a throw answers false. */
+  /** The factory's validate on `slot`'s resource (see #callHook): its answer, or its promise; a throw answers false. */
   #check(slot: Slot<T>, validate: (resource: T) => unknown): unknown {
     try {
-      return this.#hooksInRoot ? validate.call(this.#factory, slot.value) : runInRoot(() => validate.call(this.#factory, slot.value));
+      return this.#callHook(validate, slot.value);
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Calls the factory's validate or reset: in the root context, unless the factory switches there
+   * itself (HOOKS_IN_ROOT), which saves a switch per call on an adapter's per-statement path.
+   */
+  #callHook(hook: (resource: T) => unknown, value: T): unknown {
+    return this.#hooksInRoot ? hook.call(this.#factory, value) : runInRoot(() => hook.call(this.#factory, value));
   }
 
   /**
@@ -656,11 +664,10 @@ export class ResourcePool<T> implements Pool<T> {
       throw refusal;
     }
     const validate = this.#factory.validate;
-    // The acquire's start, a microtask ago: reading the clock again (about 0.1 µs) changes no decision.
-    const now = t0;
-    const usable = slot.failure === undefined && !slot.evicted && slot.expiresAt > now;
-    if (usable && (validate === undefined || now - slot.idleSince < this.#options.validateAfterIdleMs))
-      return this.#lend(slot, scope, raw, t0, now);
+    // "Now" is the acquire's start, a microtask ago: reading the clock again (about 0.1 µs) would change no decision.
+    const usable = slot.failure === undefined && !slot.evicted && slot.expiresAt > t0;
+    if (usable && (validate === undefined || t0 - slot.idleSince < this.#options.validateAfterIdleMs))
+      return this.#lend(slot, scope, raw, t0, t0);
     // Not lent at once: this acquire joins the queue at its head, as the oldest waiter, then `next` runs.
     const queued = (next: () => void) =>
       new Promise<Lease<T>>((resolve, reject) => {
@@ -680,7 +687,7 @@ export class ResourcePool<T> implements Pool<T> {
       this.#judge(slot, answer, undefined);
       throw late;
     }
-    if (!isPromiseLike(answer) && works(answer) && !slot.evicted) return this.#lend(slot, scope, raw, t0, now);
+    if (!isPromiseLike(answer) && works(answer) && !slot.evicted) return this.#lend(slot, scope, raw, t0, t0);
     return queued(() => {
       this.#judge(slot, answer, this.#queue.head as Waiter<Lease<T>>);
       this.#reconcile();
@@ -870,7 +877,7 @@ export class ResourcePool<T> implements Pool<T> {
     if (reset === undefined) return this.#reuse(slot);
     let result: unknown;
     try {
-      result = this.#hooksInRoot ? reset.call(this.#factory, slot.value) : runInRoot(() => reset.call(this.#factory, slot.value));
+      result = this.#callHook(reset, slot.value);
     } catch (error) {
       return this.#discard(slot, 'reset-failed', error);
     }
