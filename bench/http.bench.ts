@@ -10,7 +10,8 @@
  *    - `scoped()` alone; `scoped()` + one pooled lease (sites off, and 'always');
  *    - `withScope()` + `pool.acquire()` by hand (what users wrote before custodian/http).
  *    Targets (the issue's): scoped + lease ≥ 0.90x bare requests/s (checked on Node 24 only: the
- *    floor of ALS on Node 20 is below that), and ≥ 0.95x the hand-written wrapper on both.
+ *    floor of ALS on Node 20 is below that), and ≥ 0.95x the hand-written wrapper on both,
+ *    judged on a set of their own, head to head (HEAD_TO_HEAD), with an A/A row.
  * 2. Express and Fastify: the same hello handler with and without the integration.
  *
  * Every variant is its own server process (this file, forked with CUSTODIAN_HTTP_BENCH set): on
@@ -26,7 +27,7 @@
  * well above the fastest variant (the "client ceiling" note).
  *
  * Rounds are interleaved and shuffled (every variant once per round, in a new random order), each
- * lasts `roundMs` of measured load on fresh connections; the statistic is the median of rounds.
+ * lasts `roundMs` of measured load on fresh connections; a ratio is the median of per-round ratios.
  * Beside requests/s, each round records the server process's CPU time per request (the table's
  * "CPU ratio"): on a shared machine the OS descheduling a server lowers its requests/s but not the
  * CPU it spends per request, so that ratio is the steadier of the two.
@@ -48,6 +49,14 @@ export interface HttpBenchOptions {
 
 const CONNECTIONS = 50;
 const AWAITS = 5;
+/**
+ * The target rows' own set: many short rounds of the compared servers only. In the rounds of
+ * 2 s over nine servers, the two sides of a per-round ratio are up to 16 s apart, and this
+ * machine's speed drifts within that: the target rows' per-round ratios spread 0.85–2.1x in 10
+ * rounds (Node 24, 2026-12-07). Rounds of 250 ms over four servers put them within a second,
+ * and 60 of them steady the median of per-round ratios (the A/A row says how far it moves).
+ */
+const HEAD_TO_HEAD = { rounds: 60, roundMs: 250 };
 
 // --- the servers (in their own processes) ----------------------------------------------------------
 
@@ -580,16 +589,34 @@ export async function httpBench(options: HttpBenchOptions): Promise<Row[]> {
       `http: the client drove ${(1e9 / ceil.median).toFixed(0)} req/s against a server that answers at once, ${(b.median / ceil.median).toFixed(2)}x the bare variant's rate`,
     );
     const g = 'http node';
+    // The targets, head to head: the three servers they compare (and bare again, the A/A row) in
+    // many short shuffled rounds, so that the two sides of each per-round ratio are measured
+    // within a second of each other rather than up to 20 s apart (see HEAD_TO_HEAD).
+    const h2h = options.rounds >= HEAD_TO_HEAD.rounds / 6 ? { ...options, ...HEAD_TO_HEAD } : options;
+    options.log(`  the targets head to head: ${h2h.rounds} shuffled rounds of ${h2h.roundMs} ms`);
+    const [hb, hLease, hHand, hAgain] = (await measureHttp(
+      ports,
+      [
+        { name: 'bare (5 awaits)', server: 'bare' },
+        { name: 'scoped() + one pooled lease [sites off]', server: 'scoped+lease' },
+        { name: 'hand-written ALS.run + generic-pool + try/finally', server: 'als+gp' },
+        { name: 'bare (5 awaits), again: A/A', server: 'bare' },
+      ],
+      h2h,
+    )) as [Sample, Sample, Sample, Sample];
     const rows: Row[] = [
+      throughputRow(g, 'head to head: A/A, bare vs itself (the noise floor)', hAgain, hb),
       throughputRow(
         g,
-        'scoped() + pooled lease vs bare',
-        sLease,
-        b,
+        'head to head: scoped() + pooled lease vs bare',
+        hLease,
+        hb,
         node24 ? 0.9 : undefined,
         node24 ? undefined : 'target checked on Node 24',
       ),
-      throughputRow(g, 'scoped() + pooled lease vs hand-written ALS.run + try/finally', sLease, hand, 0.95),
+      throughputRow(g, 'head to head: scoped() + pooled lease vs hand-written ALS.run + try/finally', hLease, hHand, 0.95),
+      throughputRow(g, 'scoped() + pooled lease vs bare', sLease, b),
+      throughputRow(g, 'scoped() + pooled lease vs hand-written ALS.run + try/finally', sLease, hand),
       throughputRow(g, 'scoped() + pooled lease, sites always, vs bare', sAlways, b),
       throughputRow(g, 'scoped() alone vs bare', sOnly, b),
       throughputRow(g, 'hand-written ALS.run alone vs bare', als, b, undefined, 'what carrying any context costs'),
