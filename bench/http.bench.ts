@@ -58,6 +58,11 @@ const AWAITS = 5;
  */
 const HEAD_TO_HEAD = { rounds: 60, roundMs: 250 };
 
+/** `--quick` (a smoke test) asks for rounds of 300 ms, a full run for 2 s. */
+function isQuick(options: HttpBenchOptions): boolean {
+  return options.roundMs < 1_000;
+}
+
 // --- the servers (in their own processes) ----------------------------------------------------------
 
 /** The variants, by the name a server process is started with. */
@@ -523,7 +528,7 @@ export async function micro(options: HttpBenchOptions): Promise<Row[]> {
   };
   const off = () => void core.configure({ sites: 'off' });
   const always = () => void core.configure({ sites: 'always' });
-  const quick = options.roundMs < 1_000;
+  const quick = isQuick(options);
   const samples = await measure(
     [
       { name: 'listener, bare (5 awaits)', setup: off, run: serve(bare) },
@@ -589,10 +594,8 @@ export async function httpBench(options: HttpBenchOptions): Promise<Row[]> {
       `http: the client drove ${(1e9 / ceil.median).toFixed(0)} req/s against a server that answers at once, ${(b.median / ceil.median).toFixed(2)}x the bare variant's rate`,
     );
     const g = 'http node';
-    // The targets, head to head: the three servers they compare (and bare again, the A/A row) in
-    // many short shuffled rounds, so that the two sides of each per-round ratio are measured
-    // within a second of each other rather than up to 20 s apart (see HEAD_TO_HEAD).
-    const h2h = options.rounds >= HEAD_TO_HEAD.rounds / 6 ? { ...options, ...HEAD_TO_HEAD } : options;
+    // The targets, head to head (see HEAD_TO_HEAD); --quick keeps its few rounds: it is a smoke test.
+    const h2h = isQuick(options) ? options : { ...options, ...HEAD_TO_HEAD };
     options.log(`  the targets head to head: ${h2h.rounds} shuffled rounds of ${h2h.roundMs} ms`);
     const [hb, hLease, hHand, hAgain] = (await measureHttp(
       ports,

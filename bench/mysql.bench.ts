@@ -54,7 +54,8 @@ async function concurrently(n: number, workers: number, op: () => Promise<unknow
 
 export async function mysqlBench(given: MeasureOptions, note: (line: string) => void): Promise<Row[]> {
   // --quick keeps its few rounds: it is a smoke test.
-  const options = (given.rounds ?? 11) >= 11 ? { ...given, ...ROUNDS } : given;
+  const quick = (given.rounds ?? 11) < 11;
+  const options = quick ? given : { ...given, ...ROUNDS };
   const log = options.log ?? (() => {});
   const server = await benchMysql('mysql', log, note);
   if (Array.isArray(server)) return server;
@@ -99,7 +100,7 @@ export async function mysqlBench(given: MeasureOptions, note: (line: string) => 
     const against = async (g: string, what: string, raw: Variant, ours: Variant, label: string) => {
       const [base, sampled, again] = await measure(
         [raw, { ...ours, name: `${ours.name} [sites sampled]`, setup: sites('sampled') }, { ...raw, name: `${raw.name} (again: A/A)` }],
-        options === given ? options : { ...options, ...TARGET_ROUNDS },
+        quick ? options : { ...options, ...TARGET_ROUNDS },
       );
       const [base2, all] = await measure([raw, { ...ours, name: `${ours.name} [sites always]`, setup: sites('always') }], options);
       rows.push(
