@@ -381,7 +381,7 @@ export class ResourcePool<T> implements Pool<T> {
   #engineIdle(): number {
     const gp = this.#engine;
     let failedIdle = 0;
-    for (const slot of this.#failed) if (!gp.isBorrowedResource(slot)) failedIdle++;
+    if (this.#failed.size > 0) for (const slot of this.#failed) if (!gp.isBorrowedResource(slot)) failedIdle++;
     return Math.max(0, Math.min(gp.available, gp.size - gp.borrowed) - failedIdle);
   }
 
@@ -466,10 +466,10 @@ export class ResourcePool<T> implements Pool<T> {
       taken.then(into.ok, into.fail);
       return undefined;
     }
-    // Waiters nothing is on its way to, this one included, beyond what idle resources and room to create can serve.
-    const uncovered = this.#queue.length + 1 - this.#covered() - Math.max(0, this.#room());
-    if (uncovered > this.#options.maxWaiting) {
-      const o = this.#options;
+    // Waiters nothing is on its way to, this one included, beyond what idle resources and room to
+    // create can serve (not counted with no maxWaiting: a burst of acquires queues here).
+    const o = this.#options;
+    if (o.maxWaiting !== Infinity && this.#queue.length + 1 - this.#covered() - Math.max(0, this.#room()) > o.maxWaiting) {
       return refuse(
         new PoolFullError(poolMessages.full(this.name, o.kind, o.max, this.#queue.length, this.#borrowed, o.maxWaiting), this.name),
         into,

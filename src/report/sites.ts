@@ -22,10 +22,36 @@ export interface RawSite {
  */
 export function captureSite(boundary: Boundary): RawSite | undefined {
   const mode = settings.sites;
-  if (mode === 'off' || (mode === 'sampled' && Math.random() >= settings.sampleRate)) return undefined;
+  if (mode === 'off' || (mode === 'sampled' && !sampleThis())) return undefined;
   const holder: RawSite = {};
   Error.captureStackTrace(holder, boundary);
   return holder;
+}
+
+// Sampling: which acquisitions are recorded under 'sampled'. Each is recorded with probability
+// sampleRate, independently, as with a Math.random() per acquisition; but the gap to the next
+// recorded one is drawn once per sample (a geometric draw), so the other 99 % of acquisitions pay
+// a decrement instead of a random number (about 15 ns of an acquire's hot path).
+let untilSample = 0;
+let gapRate = Number.NaN;
+
+/** True for the acquisitions to record: a `settings.sampleRate` share of them, at random. */
+function sampleThis(): boolean {
+  const rate = settings.sampleRate;
+  if (rate !== gapRate) {
+    gapRate = rate; // configure() changed it: the next gap is drawn at the new rate
+    untilSample = sampleGap(rate);
+  }
+  if (--untilSample > 0) return false;
+  untilSample = sampleGap(rate);
+  return true;
+}
+
+/** Acquisitions up to and including the next one to record: geometric with mean 1 / rate. */
+export function sampleGap(rate: number): number {
+  if (rate >= 1) return 1;
+  if (rate <= 0) return Infinity;
+  return 1 + Math.floor(Math.log(1 - Math.random()) / Math.log(1 - rate));
 }
 
 /** A function on the stack above which a site is captured. */

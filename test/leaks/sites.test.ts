@@ -7,7 +7,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleGap } from '../../src/report/sites.js';
 import {
   configure,
   createPool,
@@ -303,6 +305,43 @@ describe('with sites "sampled", a sampleRate share of acquisitions is recorded',
     expect(recorded).toBeGreaterThan(120);
     expect(recorded).toBeLessThan(280);
     await scope.close();
+  });
+
+  it('records about 1 in 100 at the default sampleRate, as independent draws would', async () => {
+    configure({ sites: 'sampled', sampleRate: 0.01 });
+    const scope = openScope();
+    const leases = Array.from({ length: 20_000 }, (_, i) => scope.track(i, { release: noop }));
+    const recorded = leases.filter((l) => l.site !== undefined).length;
+    // Binomial(20000, 0.01): mean 200, sd 14; 110..290 is over 6 standard deviations.
+    expect(recorded).toBeGreaterThan(110);
+    expect(recorded).toBeLessThan(290);
+    await scope.close();
+  });
+
+  it('follows a sampleRate change at once, whatever gap was drawn at the old rate', async () => {
+    configure({ sites: 'sampled', sampleRate: 0 });
+    const scope = openScope();
+    scope.track(0, { release: noop }); // draws the gap at rate 0: never
+    configure({ sampleRate: 1 });
+    expect(scope.track(1, { release: noop }).site).toBeDefined();
+    configure({ sampleRate: 0 });
+    expect(Array.from({ length: 100 }, (_, i) => scope.track(i, { release: noop }).site).filter(Boolean)).toEqual([]);
+    await scope.close();
+  });
+
+  it('draws gaps that are whole numbers of at least 1, with mean 1 / sampleRate', () => {
+    expect(sampleGap(1)).toBe(1);
+    expect(sampleGap(0)).toBe(Infinity);
+    fc.assert(
+      fc.property(fc.double({ min: 0.02, max: 0.95, noNaN: true }), (rate) => {
+        const gaps = Array.from({ length: 4000 }, () => sampleGap(rate));
+        expect(gaps.every((g) => Number.isInteger(g) && g >= 1)).toBe(true);
+        // The mean of 4000 geometric draws is within 2 % of 1 / rate (one sd); 15 % is over 7 sd.
+        const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
+        expect(Math.abs(mean * rate - 1)).toBeLessThan(0.15);
+      }),
+      { numRuns: 50 },
+    );
   });
 
   it('rejects a sampleRate outside 0..1', () => {
