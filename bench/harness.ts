@@ -26,6 +26,12 @@ export interface Variant {
   /** Runs before every round of this variant, untimed (e.g. `configure({ sites })`). */
   readonly setup?: () => void;
   readonly run: (n: number) => void | Promise<void>;
+  /**
+   * The fewest operations one `run(n)` call of a measured round gets (default: a fifth of a
+   * calibrated round). For a driver with a cost per call rather than per operation, such as 100
+   * workers started and drained: its calls must be long enough to measure what runs between.
+   */
+  readonly minChunk?: number | undefined;
 }
 
 export interface MeasureOptions {
@@ -137,8 +143,10 @@ export async function measure(variants: readonly Variant[], options: MeasureOpti
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < variants.length; k++) {
       const i = (k + r) % variants.length; // rotate the order so no variant always runs first
-      // Chunks of about a fifth of a calibrated round, repeated until the round has lasted roundMs.
-      const [n, ns, cpuNs] = await timeRound(variants[i] as Variant, Math.max(1, Math.ceil((ops[i] as number) / 5)), roundMs);
+      // Chunks of about a fifth of a calibrated round (or minChunk), repeated until the round has lasted roundMs.
+      const variant = variants[i] as Variant;
+      const chunk = Math.max(1, variant.minChunk ?? 1, Math.ceil((ops[i] as number) / 5));
+      const [n, ns, cpuNs] = await timeRound(variant, chunk, roundMs);
       (results[i] as number[]).push(ns / n);
       (cpuResults[i] as number[]).push(cpuNs / n);
       shortest[i] = Math.min(shortest[i] as number, ns / 1e6);
