@@ -8,7 +8,7 @@
  */
 import { isAbsolute, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { settings } from '../config/config.js';
+import { onSettingsChange, settings } from '../config/config.js';
 
 /** A captured stack, and its first user frame once formatted (`null`: formatted, none found). */
 export interface RawSite {
@@ -31,19 +31,17 @@ export function captureSite(boundary: Boundary): RawSite | undefined {
 // Sampling: which acquisitions are recorded under 'sampled'. Each is recorded with probability
 // sampleRate, independently, as with a Math.random() per acquisition; but the gap to the next
 // recorded one is drawn once per sample (a geometric draw), so the other 99 % of acquisitions pay
-// a decrement instead of a random number (about 15 ns of an acquire's hot path).
-let untilSample = 0;
-let gapRate = Number.NaN;
+// a decrement instead of a random number (about 15 ns of an acquire's hot path). A settings change
+// draws the gap again, at the new rate (the draw has no memory, so redrawing changes no odds).
+let untilSample = sampleGap(settings.sampleRate);
+onSettingsChange(() => {
+  untilSample = sampleGap(settings.sampleRate);
+});
 
 /** True for the acquisitions to record: a `settings.sampleRate` share of them, at random. */
 function sampleThis(): boolean {
-  const rate = settings.sampleRate;
-  if (rate !== gapRate) {
-    gapRate = rate; // configure() changed it: the next gap is drawn at the new rate
-    untilSample = sampleGap(rate);
-  }
   if (--untilSample > 0) return false;
-  untilSample = sampleGap(rate);
+  untilSample = sampleGap(settings.sampleRate);
   return true;
 }
 

@@ -298,24 +298,18 @@ describe('with sites "sampled", a sampleRate share of acquisitions is recorded',
 
   it('records roughly sampleRate of them in between', async () => {
     configure({ sites: 'sampled', sampleRate: 0.5 });
-    const scope = openScope();
-    const leases = Array.from({ length: 400 }, (_, i) => scope.track(i, { release: noop }));
-    const recorded = leases.filter((l) => l.site !== undefined).length;
+    const recorded = await recordedAmong(400);
     // Binomial(400, 0.5): mean 200, sd 10; 120..280 is 8 standard deviations.
     expect(recorded).toBeGreaterThan(120);
     expect(recorded).toBeLessThan(280);
-    await scope.close();
   });
 
   it('records about 1 in 100 at the default sampleRate, as independent draws would', async () => {
     configure({ sites: 'sampled', sampleRate: 0.01 });
-    const scope = openScope();
-    const leases = Array.from({ length: 20_000 }, (_, i) => scope.track(i, { release: noop }));
-    const recorded = leases.filter((l) => l.site !== undefined).length;
+    const recorded = await recordedAmong(20_000);
     // Binomial(20000, 0.01): mean 200, sd 14; 110..290 is over 6 standard deviations.
     expect(recorded).toBeGreaterThan(110);
     expect(recorded).toBeLessThan(290);
-    await scope.close();
   });
 
   it('follows a sampleRate change at once, whatever gap was drawn at the old rate', async () => {
@@ -350,6 +344,15 @@ describe('with sites "sampled", a sampleRate share of acquisitions is recorded',
     );
   });
 });
+
+/** Tracks `n` leases in a scope of their own and counts those whose site was recorded. */
+async function recordedAmong(n: number): Promise<number> {
+  const scope = openScope();
+  const leases = Array.from({ length: n }, (_, i) => scope.track(i, { release: noop }));
+  const recorded = leases.filter((l) => l.site !== undefined).length;
+  await scope.close();
+  return recorded;
+}
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
