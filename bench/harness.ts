@@ -173,6 +173,42 @@ export async function measure(variants: readonly Variant[], options: MeasureOpti
   return samples;
 }
 
+/**
+ * What the `ops` operations right after a full collection cost: each round forces one (untimed),
+ * then times one `run(ops)` of each variant, in a rotating order. For code that must stay fast
+ * across the major GCs a service has every few seconds: V8 drops the shapes of classes with no
+ * instance alive, and the code compiled against them (see src/util/shapes.ts).
+ */
+export async function afterCollection(variants: readonly Variant[], rounds: number, ops: number): Promise<Sample[]> {
+  for (const v of variants) await timeOnce(v, ops * 5); // warm up, so that what is measured is the collection's doing
+  const results: number[][] = variants.map(() => []);
+  const cpuResults: number[][] = variants.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < variants.length; k++) {
+      const i = (k + r) % variants.length;
+      collect();
+      const cpu0 = process.cpuUsage();
+      const ns = await timeOnce(variants[i] as Variant, ops);
+      const cpu = process.cpuUsage(cpu0);
+      (results[i] as number[]).push(ns / ops);
+      (cpuResults[i] as number[]).push(((cpu.user + cpu.system) * 1000) / ops);
+    }
+  }
+  return variants.map((v, i) => {
+    const values = results[i] as number[];
+    return {
+      name: v.name,
+      ops,
+      rounds: values,
+      median: median(values),
+      cpuMedian: median(cpuResults[i] as number[]),
+      min: Math.min(...values),
+      max: Math.max(...values),
+      shortestRoundMs: (Math.min(...values) * ops) / 1e6,
+    };
+  });
+}
+
 /** A target a row is checked against. */
 export type Target =
   | { readonly maxRatio: number }

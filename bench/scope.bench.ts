@@ -13,7 +13,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { configure, withScope, type Scope } from '../src/index.js';
-import { compareRow, measure, type MeasureOptions, type Row } from './harness.js';
+import { afterCollection, compareRow, measure, type MeasureOptions, type Row } from './harness.js';
 
 /** Something the cleanups do, so that no variant's work can be optimized away. */
 export const sink = { count: 0 };
@@ -73,6 +73,9 @@ export async function contextBench(options: MeasureOptions): Promise<Row[]> {
 
 // --- withScope ----------------------------------------------------------------------------------
 
+/** How many calls the after-a-full-GC row times after each collection. */
+const AFTER_GC_CALLS = 20_000;
+
 export async function scopeBench(options: MeasureOptions): Promise<Row[]> {
   const als = new AsyncLocalStorage<{ readonly id: number }>();
   const store = { id: 1 };
@@ -121,6 +124,27 @@ export async function scopeBench(options: MeasureOptions): Promise<Row[]> {
     compareRow(g, 'floor: hand-written with one more promise', shape!, hand!, undefined, 'the least any wait-then-cleanup design costs'),
     compareRow(g, 'withScope (sites off) vs that floor', off!, shape!, undefined, 'library work beyond the floor'),
   ];
+
+  // Right after a full GC: with no scope alive, V8 would drop the scope classes' shapes and the
+  // code compiled against them (src/util/shapes.ts keeps them). 20,000 calls: a few ms of work.
+  const [postHand, postOff] = await afterCollection(
+    [
+      { name: 'hand-written, after a full GC', run: handWritten },
+      { name: 'withScope + defer [sites off], after a full GC', setup: sites('off'), run: custodian },
+    ],
+    options.rounds ?? 11,
+    AFTER_GC_CALLS,
+  );
+  rows.push(
+    compareRow(
+      g,
+      `withScope + defer, sites off, the ${AFTER_GC_CALLS} calls after a full GC`,
+      postOff!,
+      postHand!,
+      undefined,
+      'each side after its own forced GC',
+    ),
+  );
 
   // The cancellable path: a timeout arms a timer and makes runTask race the body.
   const handTimer = async (n: number) => {

@@ -9,6 +9,8 @@ import type { Lease, TrackOptions } from './lease.js';
 import { LeaseHandle } from './lease-handle.js';
 import { LeaseState, type Owner } from './lease-state.js';
 import { formatSite, type RawSite } from '../report/sites.js';
+import { noop } from '../util/promises.js';
+import { keepShape } from '../util/shapes.js';
 
 /** Validates `track` options and builds the lease. The option checks are inline: this is a hot path. */
 export function createLease<T>(
@@ -55,3 +57,21 @@ export function openLease<T>(state: LeaseState<T>): Lease<T> {
   }
   return lease;
 }
+
+// The shapes of a lease's state and handle, kept for the process (see util/shapes.ts).
+keepShape(
+  new LeaseHandle(
+    keepShape(
+      new LeaseState<object>({
+        value: {},
+        release: noop,
+        destroy: undefined,
+        kind: 'resource',
+        label: undefined,
+        raw: undefined,
+        t0: performance.now(),
+        owner: undefined,
+      }),
+    ),
+  ),
+);

@@ -11,6 +11,8 @@ import type { Node } from '../registry/list.js';
 import type { ScopeNode, ScopeWaiter } from '../scope/scope-node.js';
 import type { RawSite } from '../report/sites.js';
 import { runInRoot } from '../scope/storage.js';
+import { noop } from '../util/promises.js';
+import { keepShape } from '../util/shapes.js';
 
 /** What the queue tells the pool. */
 export interface WaitOwner<L> {
@@ -156,3 +158,8 @@ export class WaitQueue<L> {
     }
   };
 }
+
+// The shape of a waiter, kept for the process (see util/shapes.ts): most acquires never wait.
+keepShape(
+  new Waiter<unknown>({ expire: noop, giveUp: noop }, undefined, undefined, performance.now(), Infinity, false, undefined, noop, noop),
+);

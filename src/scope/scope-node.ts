@@ -22,6 +22,7 @@ import { releaseFailedMessage, resourceName, scopeMessages } from '../report/mes
 import { currentOrigin, recordSubject } from '../report/origin.js';
 import type { LeakPolicy, ScopeInfo } from '../report/types.js';
 import { isPromiseLike, noop, RESOLVED } from '../util/promises.js';
+import { keepShape } from '../util/shapes.js';
 import { Cleanup } from './cleanup.js';
 import { Closer } from './closer.js';
 import { CLOSED, closeChannel, OPEN, openChannel, type ClosingScope, type Phase } from './phase.js';
@@ -48,6 +49,8 @@ const optionRules = {
 };
 
 let nextId = 1;
+/** The `inert` argument of the constructor (see util/shapes.ts). */
+const INERT: unique symbol = Symbol('inert');
 
 export class ScopeNode implements Scope, Owner, WatchedScope, ClosingScope {
   readonly id: number;
@@ -98,11 +101,25 @@ export class ScopeNode implements Scope, Owner, WatchedScope, ClosingScope {
   interrupt: ((reason: unknown) => void) | undefined = undefined;
 
   /** `name`, when given, is used instead of `options.name` (a request's, with options shared by every request). */
-  constructor(options: ScopeOptions | undefined, parent: ScopeNode | undefined, raw: RawSite | undefined, name?: string) {
-    this.id = nextId++;
+  constructor(
+    options: ScopeOptions | undefined,
+    parent: ScopeNode | undefined,
+    raw: RawSite | undefined,
+    name?: string,
+    /** Built only to keep the class's shape (see util/shapes.ts): not registered, never opened. */
+    inert?: typeof INERT,
+  ) {
+    this.id = inert === INERT ? 0 : nextId++;
     this.#name = name ?? options?.name;
     this.parent = parent;
     this.raw = raw;
+    if (inert === INERT) {
+      this.t0 = performance.now();
+      this.policy = this.disposeTimeoutMs = undefined;
+      this.cancellable = false;
+      this.phase = CLOSED;
+      return;
+    }
     wake(); // first: it refreshes the coarse clock when the sweep was idle
     addScope(this);
     // Exact open times only for those who measure scopes (diagnostics channel subscribers).
@@ -417,4 +434,11 @@ export function createScope(
     throw new ScopeClosedError(scopeMessages.openInside(where, parent, parent.state));
   }
   return new ScopeNode(options, parent, captureSite(boundaryOf(options, boundary)));
+}
+
+// The shapes of a scope, its close and a cleanup, kept for the process (see util/shapes.ts).
+{
+  const scope = keepShape(new ScopeNode(undefined, undefined, undefined, undefined, INERT));
+  keepShape(new Closer(scope, false, undefined));
+  keepShape(Cleanup.defer(noop));
 }
