@@ -22,10 +22,10 @@
 import genericPool from 'generic-pool';
 import type * as MysqlPromise from 'mysql2/promise';
 import { createPool, currentScope, openScope, withScope, type Pool } from '../src/index.js';
-import { compareRow, measure, type MeasureOptions, type Row, type Variant } from './harness.js';
+import { afterCollection, compareRow, measure, type MeasureOptions, type Row, type Variant } from './harness.js';
 import { flat, settledHeap } from './memory.bench.js';
 import { benchMysql, errorMessage } from './mysql-server.js';
-import { sites, type SitesMode } from './scope.bench.js';
+import { AFTER_GC_CALLS, sites, type SitesMode } from './scope.bench.js';
 
 /** The pooled stand-in: a plain object. */
 interface Resource {
@@ -157,6 +157,18 @@ async function sequential(options: MeasureOptions): Promise<Row[]> {
     compareRow(g, 'no scope (unscoped lease), sites off', unOff!, gpS!, undefined, 'FinalizationRegistry backstop'),
     compareRow(g, 'no scope (unscoped lease), sites always', unAlways!, gpS!, undefined, 'site formatted at acquire'),
   ];
+  // Right after a full GC, with no lease, waiter or scope alive (see src/util/shapes.ts).
+  const [gpAfter, taskAfter] = await afterCollection(
+    [
+      { name: 'generic-pool acquire + release, after a full GC', run: raw },
+      v('custodian, withScope per task, after a full GC', 'off', perTask),
+    ],
+    options.rounds ?? 11,
+    AFTER_GC_CALLS,
+  );
+  rows.push(
+    compareRow(g, `withScope per task + acquire + release, sites off, the ${AFTER_GC_CALLS} calls after a full GC`, taskAfter!, gpAfter!),
+  );
   await scope.close();
   await pool.close();
   await closeGeneric(gp);

@@ -74,7 +74,7 @@ export async function contextBench(options: MeasureOptions): Promise<Row[]> {
 // --- withScope ----------------------------------------------------------------------------------
 
 /** How many calls the after-a-full-GC row times after each collection. */
-const AFTER_GC_CALLS = 20_000;
+export const AFTER_GC_CALLS = 20_000;
 
 export async function scopeBench(options: MeasureOptions): Promise<Row[]> {
   const als = new AsyncLocalStorage<{ readonly id: number }>();
