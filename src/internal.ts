@@ -31,6 +31,7 @@ export { settings } from './config/config.js';
 
 // Promises and deadlines.
 export { isPromiseLike, noop, RESOLVED } from './util/promises.js';
+export { keepShape } from './util/shapes.js';
 export { Deadline, LATE, within } from './util/deadline.js';
 
 // Sites and stack frames.

@@ -5,20 +5,11 @@
  * every function compiled against them ("weak objects" in `--trace-deopt`): `withScope` then ran
  * 5–10x slower for the next tens of thousands of calls. src/util/shapes.ts keeps one of each.
  *
- * The fixture is bundled with esbuild (the child runs plain Node), warms the paths up, forces full
- * collections with nothing alive, and runs them again; the deopt trace between its markers must not
- * name a custodian function deoptimized for that reason.
+ * The fixture (run by deopts.ts) warms the paths up, forces full collections with nothing alive, and
+ * runs them again; V8's deopt trace must not name a custodian function deoptimized for that reason.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
-import { build } from 'esbuild';
-import { afterAll, expect, it } from 'vitest';
-
-const dir = mkdtempSync(join(tmpdir(), 'custodian-shapes-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+import { expect, it } from 'vitest';
+import { weakObjectDeopts } from './deopts.js';
 
 /** Functions of the hot paths (a few names, like `run` or `push`, are too common to tell apart). */
 const HOT = new Set([
@@ -63,32 +54,5 @@ const HOT = new Set([
 ]);
 
 it('a full GC with no scope or lease alive deoptimizes none of the hot paths', { timeout: 60_000 }, async () => {
-  const outfile = join(dir, 'shapes.mjs');
-  await build({
-    entryPoints: [resolve('test/fixtures/shapes.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    logLevel: 'silent',
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-  });
-  const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--expose-gc', '--trace-deopt', outfile], {
-    timeout: 50_000,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  expect(stderr.trim()).toBe('ok');
-  const start = stdout.indexOf('--- collecting ---');
-  const end = stdout.indexOf('--- done ---');
-  expect(start).toBeGreaterThan(-1);
-  expect(end).toBeGreaterThan(start);
-  const dropped = [
-    ...stdout
-      .slice(start, end)
-      .matchAll(/<SharedFunctionInfo ([^>]*)>\) \(opt id \d+\) for deoptimization, reason: (?:embedded )?weak objects/g),
-  ]
-    .map((m) => m[1] as string)
-    .filter((name) => HOT.has(name));
-  expect(dropped).toEqual([]);
+  expect(await weakObjectDeopts('test/fixtures/shapes.ts', HOT)).toEqual([]);
 });

@@ -5,7 +5,7 @@
  */
 import type { Connection, FieldPacket, QueryOptions, QueryResult } from 'mysql2/promise';
 import type { Lease, LeakedResource } from '../../src/index.js';
-import { describeLease, reportUnfinished, settings } from '../../src/internal.js';
+import { describeLease, keepShape, reportUnfinished, settings } from '../../src/internal.js';
 import { captureStack, send } from './callback.js';
 import type { Connections } from './connections.js';
 import { MysqlTransactionError } from './errors.js';
@@ -311,3 +311,7 @@ export class Transaction implements MysqlTransaction {
 function exec(conn: Connection, sql: string): Promise<unknown> {
   return send(conn, 'query', sql, undefined, undefined);
 }
+
+// The shape of a transaction, kept for the process (see src/util/shapes.ts): one lives only while
+// it runs, and a major GC between two would otherwise cost the transaction path its optimized code.
+keepShape(new Transaction({ name: '', connections: undefined as unknown as Connections, checkValues: () => undefined, trace: true }));
