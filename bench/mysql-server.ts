@@ -24,11 +24,17 @@ export interface BenchMysql {
   readonly skip: (why: string) => Row[];
 }
 
-/** mysql2 loaded and the server answering, or the rows skipped (`label` names them in the note). */
-export async function benchMysql(label: string, log: (line: string) => void, note: (line: string) => void): Promise<BenchMysql | Row[]> {
+/** The server's connection options (BENCH_MYSQL_HOST / BENCH_MYSQL_PORT override the address). */
+export function mysqlConfig(): BenchMysql['config'] {
   const host = process.env['BENCH_MYSQL_HOST'] ?? '127.0.0.1';
   const port = Number(process.env['BENCH_MYSQL_PORT'] ?? 3306);
-  const where = `MariaDB at ${host}:${port}`;
+  return { host, port, user: 'root', password: '', database: 'test', connectTimeout: 2_000 };
+}
+
+/** mysql2 loaded and the server answering, or the rows skipped (`label` names them in the note). */
+export async function benchMysql(label: string, log: (line: string) => void, note: (line: string) => void): Promise<BenchMysql | Row[]> {
+  const config = mysqlConfig();
+  const where = `MariaDB at ${config.host}:${config.port}`;
   const skip = (why: string): Row[] => {
     const line = `${label} rows skipped: ${why}`;
     log(`  ${line}`);
@@ -41,7 +47,6 @@ export async function benchMysql(label: string, log: (line: string) => void, not
   } catch (error) {
     return skip(`mysql2 could not be loaded (${errorMessage(error)})`);
   }
-  const config = { host, port, user: 'root', password: '', database: 'test', connectTimeout: 2_000 };
   try {
     const probe = await mysql.createConnection(config);
     await probe.end();

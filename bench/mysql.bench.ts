@@ -18,9 +18,11 @@
  *    its `resetOnRelease` (COM_RESET_CONNECTION only) against mysql2's pool without.
  */
 import type { createMysql as CreateMysql, Mysql } from '../adapters/mysql/index.js';
-import { openScope } from '../src/index.js';
+import { fileURLToPath } from 'node:url';
+import { configure, openScope } from '../src/index.js';
+import { apartKey, measureApart, serveApart } from './apart.js';
 import { compareRow, measure, type MeasureOptions, type Row, type Variant } from './harness.js';
-import { benchMysql, errorMessage } from './mysql-server.js';
+import { benchMysql, errorMessage, mysqlConfig } from './mysql-server.js';
 import { sites } from './scope.bench.js';
 
 const MAX = 10;
@@ -159,6 +161,32 @@ export async function mysqlBench(given: MeasureOptions, note: (line: string) => 
       ),
     );
 
+    // The 100 callers again, each client in a process of its own (see apart.ts): an application
+    // runs one of the two, and in one process they shape the JIT's view of mysql2's code for each other.
+    if (!quick) {
+      log(`  SELECT 1, ${CONCURRENCY} concurrent, each client in its own process`);
+      const [apartRaw, apartOurs, apartAgain] = await measureApart(
+        fileURLToPath(import.meta.url),
+        [
+          { name: `mysql2 pool.query, ${CONCURRENCY} concurrent`, key: 'mysql2' },
+          { name: `custodian db.query, ${CONCURRENCY} concurrent [sites sampled]`, key: 'custodian' },
+          { name: `mysql2 pool.query, ${CONCURRENCY} concurrent (again: A/A)`, key: 'mysql2' },
+        ],
+        { rounds: TARGET_ROUNDS.rounds, roundMs: TARGET_ROUNDS.roundMs, chunk: CONCURRENCY * STEADY, log },
+      );
+      rows.push(
+        compareRow('mysql query', 'A/A: mysql2 pool.query vs itself, each in its own process', apartAgain!, apartRaw!),
+        compareRow(
+          'mysql query',
+          `db.query('SELECT 1') ${CONCURRENCY} concurrent, sites sampled, vs mysql2 pool.query, each client in its own process`,
+          apartOurs!,
+          apartRaw!,
+          undefined,
+          'as an application runs one of them',
+        ),
+      );
+    }
+
     // 2. A transaction with one INSERT.
     log('  transaction with one INSERT');
     const nativeTx = async () => {
@@ -227,4 +255,40 @@ export async function mysqlBench(given: MeasureOptions, note: (line: string) => 
     await native.end().catch(() => {});
     await nativeReset.end().catch(() => {});
   }
+}
+
+// --- a client in a process of its own (measureApart's children) ------------------------------------
+
+const key = apartKey();
+if (key !== undefined) serveApart(() => apartClient(key));
+
+/**
+ * One client, 100 callers at work, in this process alone. The custodian package is loaded and its
+ * AsyncLocalStorage enabled in both, as when the two share a process.
+ */
+async function apartClient(which: string): Promise<{ run: (n: number) => Promise<void>; close: () => Promise<void> }> {
+  const config = mysqlConfig();
+  const scope = openScope({ name: `mysql bench ${which}` });
+  scope.run(() => {}); // AsyncLocalStorage enabled, as in the suite's process
+  if (which === 'custodian') {
+    const { createMysql } = await import('../adapters/mysql/index.js');
+    configure({ sites: 'sampled', sampleRate: 0.01 });
+    const db = createMysql({ ...config, name: 'bench mysql', reset: 'dirty', pool: { max: MAX } });
+    return {
+      run: (n) => scope.run(() => concurrently(n, CONCURRENCY, () => db.query('SELECT 1'))),
+      close: async () => {
+        await scope.close();
+        await db.close();
+      },
+    };
+  }
+  const mysql = await import('mysql2/promise');
+  const pool = mysql.createPool({ ...config, connectionLimit: MAX });
+  return {
+    run: (n) => concurrently(n, CONCURRENCY, () => pool.query('SELECT 1')),
+    close: async () => {
+      await scope.close();
+      await pool.end();
+    },
+  };
 }

@@ -1,0 +1,134 @@
+/**
+ * Variants measured in processes of their own, with rounds interleaved as `measure` does.
+ *
+ * For variants that drive the same library code with different objects: custodian/mysql and
+ * mysql2's pool both run mysql2's connection code, one with plain `Connection`s and the other with
+ * the pool's `PoolConnection`s. In one process, each shapes the JIT's view of that shared code for
+ * the other, which no application (it uses one of the two) sees. Each variant here is a child
+ * process (the calling bench file, forked with `CUSTODIAN_APART` set to the variant's key) that
+ * runs rounds when asked and answers with its wall and CPU time. The parent only schedules.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { median, type Sample } from './harness.js';
+
+const ENV = 'CUSTODIAN_APART';
+
+/** One variant: `key` tells the child which one it is. */
+export interface ApartVariant {
+  readonly name: string;
+  readonly key: string;
+}
+
+interface Round {
+  readonly ops: number;
+  readonly ns: number;
+  readonly cpuNs: number;
+}
+
+/**
+ * In a child: the key this process was forked for, or `undefined` in the parent. A bench file
+ * calls it at load and, when it gets a key, calls `serveApart` instead of running as a suite.
+ */
+export function apartKey(): string | undefined {
+  return process.send === undefined ? undefined : process.env[ENV];
+}
+
+/**
+ * In a child: builds the variant's `run(n)` once, then runs rounds on request (`run(chunk)`
+ * repeated until `minMs` have passed) until the parent disconnects; `close` runs then.
+ */
+export function serveApart(make: () => Promise<{ run: (n: number) => Promise<void>; close: () => Promise<void> }>): void {
+  make().then(
+    ({ run, close }) => {
+      process.on('message', (m: { chunk: number; minMs: number }) => {
+        void (async () => {
+          const cpu0 = process.cpuUsage();
+          const t0 = process.hrtime.bigint();
+          const limit = t0 + BigInt(Math.round(m.minMs * 1e6));
+          let ops = 0;
+          let now = t0;
+          do {
+            await run(m.chunk);
+            ops += m.chunk;
+            now = process.hrtime.bigint();
+          } while (now < limit);
+          const cpu = process.cpuUsage(cpu0);
+          const round: Round = { ops, ns: Number(now - t0), cpuNs: (cpu.user + cpu.system) * 1000 };
+          process.send?.(round);
+        })();
+      });
+      process.on('disconnect', () => void close().finally(() => process.exit(0)));
+      process.send?.({ ready: true });
+    },
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}
+
+function ask(child: ChildProcess, chunk: number, minMs: number): Promise<Round> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`bench child exited (${code}) in a round`));
+    child.once('exit', onExit);
+    child.once('message', (m: Round) => {
+      child.off('exit', onExit);
+      resolve(m);
+    });
+    child.send({ chunk, minMs });
+  });
+}
+
+/**
+ * Measures the variants, each in a process of its own forked from `file`, in `rounds` interleaved
+ * rounds (the order rotates) of at least `roundMs`, `chunk` operations at a time, after `warmup`
+ * untimed rounds each. Returns one sample per variant, as `measure` does.
+ */
+export async function measureApart(
+  file: string,
+  variants: readonly ApartVariant[],
+  options: { rounds: number; roundMs: number; chunk: number; warmup?: number; log?: (line: string) => void },
+): Promise<Sample[]> {
+  const children = await Promise.all(
+    variants.map(async (v) => {
+      const child = fork(file, [], { env: { ...process.env, [ENV]: v.key }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      await new Promise<void>((resolve, reject) => {
+        child.once('message', () => resolve());
+        child.once('exit', (code) => reject(new Error(`bench child ${v.key} exited (${code}) before it was ready`)));
+      });
+      return child;
+    }),
+  );
+  try {
+    for (let w = 0; w < (options.warmup ?? 3); w++) for (const child of children) await ask(child, options.chunk, options.roundMs);
+    const rounds: Round[][] = variants.map(() => []);
+    for (let r = 0; r < options.rounds; r++) {
+      for (let k = 0; k < variants.length; k++) {
+        const i = (k + r) % variants.length;
+        (rounds[i] as Round[]).push(await ask(children[i] as ChildProcess, options.chunk, options.roundMs));
+      }
+    }
+    const samples = variants.map((v, i) => {
+      const own = rounds[i] as Round[];
+      const values = own.map((x) => x.ns / x.ops);
+      return {
+        name: v.name,
+        ops: Math.round(own.reduce((sum, x) => sum + x.ops, 0) / own.length),
+        rounds: values,
+        median: median(values),
+        cpuMedian: median(own.map((x) => x.cpuNs / x.ops)),
+        min: Math.min(...values),
+        max: Math.max(...values),
+        shortestRoundMs: Math.min(...own.map((x) => x.ns)) / 1e6,
+      };
+    });
+    for (const s of samples)
+      options.log?.(`    ${s.name.padEnd(52)} ${s.median.toFixed(0).padStart(7)} ns/op  cpu ${s.cpuMedian.toFixed(0)} ns/op (own process)`);
+    return samples;
+  } finally {
+    for (const child of children) child.disconnect();
+    await Promise.all(
+      children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)))),
+    );
+  }
+}
