@@ -3,30 +3,20 @@
  * deoptimized because a full GC dropped the object shapes their code was compiled against ("weak
  * objects"). The fixture warms its paths up, prints `--- collecting ---`, forces full collections
  * with nothing of the kind alive and runs the paths again, prints `--- done ---`, and writes `ok` on
- * stderr. Bundled with esbuild first, since the child runs plain Node.
+ * stderr.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import { build } from 'esbuild';
+import { bundleFixture } from './bundle.js';
 
 export async function weakObjectDeopts(fixture: string, hot: ReadonlySet<string>): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'custodian-deopts-'));
   try {
     const outfile = join(dir, basename(fixture).replace(/\.ts$/, '.mjs'));
-    await build({
-      entryPoints: [resolve(fixture)],
-      outfile,
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'esm',
-      logLevel: 'silent',
-      // mysql2 and generic-pool are CommonJS: an ES module bundle needs a require for Node's built-ins.
-      banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-    });
+    await bundleFixture(fixture, outfile);
     const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--expose-gc', '--trace-deopt', outfile], {
       timeout: 50_000,
       maxBuffer: 256 * 1024 * 1024,

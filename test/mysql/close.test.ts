@@ -5,10 +5,10 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { build } from 'esbuild';
 import { afterAll, expect, it } from 'vitest';
+import { bundleFixture } from '../bundle.js';
 import { describeWithServer, probeMysql } from '../integration/servers.js';
 
 const server = await probeMysql();
@@ -18,17 +18,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describeWithServer(server, 'custodian/mysql close()', () => {
   it('a child process that creates, queries and closes exits by itself, with every connection gone', async () => {
     const outfile = join(dir, 'close.mjs');
-    await build({
-      entryPoints: [resolve('test/mysql/fixtures/close.ts')],
-      outfile,
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'esm',
-      logLevel: 'silent',
-      // mysql2 and generic-pool are CommonJS: an ES module bundle needs a require for Node's built-ins.
-      banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-    });
+    await bundleFixture('test/mysql/fixtures/close.ts', outfile);
     const t0 = performance.now();
     // The timeout kills a child that hangs: the test then fails on the error.
     const { stdout } = await promisify(execFile)(process.execPath, [outfile], { timeout: 10_000 });
