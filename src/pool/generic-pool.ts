@@ -35,6 +35,12 @@ export interface GenericPool<T> {
    * (test/pool/evict.test.ts fails if an upgrade removes it).
    */
   evictNow(): void;
+  /**
+   * Serves the acquires queued in generic-pool with what is idle or may now be created. generic-pool
+   * does this on its own events only; custodian calls it when a destroy it counted against `max`
+   * (see `createGenericPool`'s `destroying`) has settled. Calls `_dispense()`, unchanged in every 3.x release.
+   */
+  dispatch(): void;
   on(event: 'factoryCreateError' | 'factoryDestroyError', listener: (error: unknown) => void): unknown;
 }
 
@@ -58,15 +64,29 @@ type PoolConstructor = new <T>(
   priorityQueue: unknown,
   factory: GenericFactory<T>,
   options: GenericOptions,
-) => Omit<GenericPool<T>, 'evictNow'>;
+) => Omit<GenericPool<T>, 'evictNow' | 'dispatch'>;
 
 const exported = genericPool as unknown as { Pool: PoolConstructor; Deque: unknown; PriorityQueue: unknown };
 
-/** A generic-pool Pool whose idle resources are judged by `evictor`. */
-export function createGenericPool<T>(factory: GenericFactory<T>, options: GenericOptions, evictor: new () => Evictor<T>): GenericPool<T> {
+/**
+ * A generic-pool Pool whose idle resources are judged by `evictor`. `destroying()` says how many
+ * resources are still being destroyed: generic-pool forgets a resource when its destroy starts and
+ * would create a replacement for a queued acquire at once, so that max + 1 live on the server until
+ * the destroy ends. Its room for new resources (`spareResourceCapacity`, read by its dispatch)
+ * counts them too; `dispatch()` then serves the queue once a destroy settled.
+ */
+export function createGenericPool<T>(
+  factory: GenericFactory<T>,
+  options: GenericOptions,
+  evictor: new () => Evictor<T>,
+  destroying: () => number,
+): GenericPool<T> {
   const pool = new exported.Pool<T>(evictor, exported.Deque, exported.PriorityQueue, factory, options) as GenericPool<T> & {
     _evict(): void;
+    _dispense(): void;
   };
+  Object.defineProperty(pool, 'spareResourceCapacity', { get: () => options.max - pool.size - destroying() });
   pool.evictNow = () => pool._evict();
+  pool.dispatch = () => pool._dispense();
   return pool;
 }

@@ -174,6 +174,7 @@ export class ResourcePool<T> implements Pool<T> {
             return shouldEvict(resource.obj);
           }
         },
+        () => this.#destroying,
       ),
     );
     // generic-pool emits these too; custodian reports them itself (events, errors), so they are not lost.
@@ -1002,17 +1003,23 @@ export class ResourcePool<T> implements Pool<T> {
     }
     // Asynchronous: the room it frees is for the next decision, once it is really gone.
     const timeoutMs = this.#options.destroyTimeoutMs;
+    // Until then generic-pool counts it against max (see createGenericPool); once gone, the acquires
+    // queued in generic-pool may be served.
+    const gone = () => {
+      if (this.#engine.pending > 0) this.#engine.dispatch();
+      this.#reconcile();
+    };
     return within(result, timeoutMs).then(
       (value) => {
         if (value === LATE) {
           warnRelease(destroyTimeoutMessage(this.name, this.#options.kind, timeoutMs), 'CUSTODIAN_POOL_DESTROY_TIMEOUT');
           settled(undefined, true);
         } else settled();
-        this.#reconcile();
+        gone();
       },
       (error: unknown) => {
         settled(error ?? new Error('destroy rejected'));
-        this.#reconcile();
+        gone();
       },
     );
   }
