@@ -1,15 +1,14 @@
 /**
  * Variants measured in processes of their own, with rounds interleaved as `measure` does.
  *
- * For variants that drive the same library code with different objects: custodian/mysql and
- * mysql2's pool both run mysql2's connection code, one with plain `Connection`s and the other with
- * the pool's `PoolConnection`s. In one process, each shapes the JIT's view of that shared code for
- * the other, which no application (it uses one of the two) sees. Each variant here is a child
+ * For variants that slow each other down in one process, which no application (it uses one of
+ * them) sees: custodian/mysql and mysql2's pool both run mysql2's connection code, with different
+ * connection objects (docs/performance.md, MySQL, says what was measured). Each variant here is a child
  * process (the calling bench file, forked with `CUSTODIAN_APART` set to the variant's key) that
  * runs rounds when asked and answers with its wall and CPU time. The parent only schedules.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { median, type Sample } from './harness.js';
+import { sampleOf, timeRound, type RoundTime, type Sample } from './harness.js';
 
 const ENV = 'CUSTODIAN_APART';
 
@@ -17,12 +16,6 @@ const ENV = 'CUSTODIAN_APART';
 export interface ApartVariant {
   readonly name: string;
   readonly key: string;
-}
-
-interface Round {
-  readonly ops: number;
-  readonly ns: number;
-  readonly cpuNs: number;
 }
 
 /**
@@ -41,21 +34,7 @@ export function serveApart(make: () => Promise<{ run: (n: number) => Promise<voi
   make().then(
     ({ run, close }) => {
       process.on('message', (m: { chunk: number; minMs: number }) => {
-        void (async () => {
-          const cpu0 = process.cpuUsage();
-          const t0 = process.hrtime.bigint();
-          const limit = t0 + BigInt(Math.round(m.minMs * 1e6));
-          let ops = 0;
-          let now = t0;
-          do {
-            await run(m.chunk);
-            ops += m.chunk;
-            now = process.hrtime.bigint();
-          } while (now < limit);
-          const cpu = process.cpuUsage(cpu0);
-          const round: Round = { ops, ns: Number(now - t0), cpuNs: (cpu.user + cpu.system) * 1000 };
-          process.send?.(round);
-        })();
+        void timeRound({ run }, m.chunk, m.minMs).then((round) => process.send?.(round));
       });
       process.on('disconnect', () => void close().finally(() => process.exit(0)));
       process.send?.({ ready: true });
@@ -67,11 +46,11 @@ export function serveApart(make: () => Promise<{ run: (n: number) => Promise<voi
   );
 }
 
-function ask(child: ChildProcess, chunk: number, minMs: number): Promise<Round> {
+function ask(child: ChildProcess, chunk: number, minMs: number): Promise<RoundTime> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null) => reject(new Error(`bench child exited (${code}) in a round`));
     child.once('exit', onExit);
-    child.once('message', (m: Round) => {
+    child.once('message', (m: RoundTime) => {
       child.off('exit', onExit);
       resolve(m);
     });
@@ -113,7 +92,7 @@ export async function measureApart(
   options: { rounds: number; roundMs: number; chunk: number; generations?: number; warmup?: number; log?: (line: string) => void },
 ): Promise<Sample[]> {
   const generations = options.generations ?? 4;
-  const rounds: Round[][] = variants.map(() => []);
+  const rounds: RoundTime[][] = variants.map(() => []);
   for (let g = 0; g < generations; g++) {
     const children = await spawn(file, variants);
     try {
@@ -122,27 +101,14 @@ export async function measureApart(
       for (let r = 0; r < own; r++) {
         for (let k = 0; k < variants.length; k++) {
           const i = (k + r + g) % variants.length;
-          (rounds[i] as Round[]).push(await ask(children[i] as ChildProcess, options.chunk, options.roundMs));
+          (rounds[i] as RoundTime[]).push(await ask(children[i] as ChildProcess, options.chunk, options.roundMs));
         }
       }
     } finally {
       await stop(children);
     }
   }
-  const samples = variants.map((v, i) => {
-    const own = rounds[i] as Round[];
-    const values = own.map((x) => x.ns / x.ops);
-    return {
-      name: v.name,
-      ops: Math.round(own.reduce((sum, x) => sum + x.ops, 0) / own.length),
-      rounds: values,
-      median: median(values),
-      cpuMedian: median(own.map((x) => x.cpuNs / x.ops)),
-      min: Math.min(...values),
-      max: Math.max(...values),
-      shortestRoundMs: Math.min(...own.map((x) => x.ns)) / 1e6,
-    };
-  });
+  const samples = variants.map((v, i) => sampleOf(v.name, rounds[i] as RoundTime[]));
   for (const s of samples) {
     options.log?.(
       `    ${s.name.padEnd(52)} ${s.median.toFixed(0).padStart(7)} ns/op  cpu ${s.cpuMedian.toFixed(0)} ns/op (own process, ${generations} generations)`,

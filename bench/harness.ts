@@ -85,13 +85,20 @@ async function timeOnce(variant: Variant, n: number): Promise<number> {
   return Number(process.hrtime.bigint() - t0);
 }
 
+/** One timed round: operations run, wall time and process CPU time, in ns. */
+export interface RoundTime {
+  readonly ops: number;
+  readonly ns: number;
+  readonly cpuNs: number;
+}
+
 /**
- * One measured round: runs `run(chunk)` until at least `minMs` have passed, so that a round is
- * never shorter than asked even when the calibration ran at a slow moment. Returns [ops, wall ns,
- * process CPU ns]. CPU time is not inflated when the OS deschedules the process (a busy machine),
- * but includes V8's helper threads (parallel GC): it is a second opinion, not the headline.
+ * One measured round: runs `run(chunk)` until at least `minMs` have passed (once, with 0), so that
+ * a round is never shorter than asked even when the calibration ran at a slow moment. CPU time is
+ * not inflated when the OS deschedules the process (a busy machine), but includes V8's helper
+ * threads (parallel GC): it is a second opinion, not the headline.
  */
-async function timeRound(variant: Variant, chunk: number, minMs: number): Promise<[number, number, number]> {
+export async function timeRound(variant: Pick<Variant, 'setup' | 'run'>, chunk: number, minMs: number): Promise<RoundTime> {
   variant.setup?.();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
@@ -105,7 +112,22 @@ async function timeRound(variant: Variant, chunk: number, minMs: number): Promis
     now = process.hrtime.bigint();
   } while (now < limit);
   const cpu = process.cpuUsage(cpu0);
-  return [ops, Number(now - t0), (cpu.user + cpu.system) * 1000];
+  return { ops, ns: Number(now - t0), cpuNs: (cpu.user + cpu.system) * 1000 };
+}
+
+/** A variant's sample from its rounds, in the order measured. */
+export function sampleOf(name: string, rounds: readonly RoundTime[]): Sample {
+  const values = rounds.map((r) => r.ns / r.ops);
+  return {
+    name,
+    ops: Math.round(rounds.reduce((sum, r) => sum + r.ops, 0) / rounds.length),
+    rounds: values,
+    median: median(values),
+    cpuMedian: median(rounds.map((r) => r.cpuNs / r.ops)),
+    min: Math.min(...values),
+    max: Math.max(...values),
+    shortestRoundMs: Math.min(...rounds.map((r) => r.ns)) / 1e6,
+  };
 }
 
 /** Finds how many operations fill `targetMs`. The runs also serve as the first warm-up. */
@@ -136,36 +158,17 @@ export async function measure(variants: readonly Variant[], options: MeasureOpti
       ops[i] = Math.max(1, Math.ceil((n * aimMs * 1e6) / ns));
     }
   }
-  const results: number[][] = variants.map(() => []);
-  const cpuResults: number[][] = variants.map(() => []);
-  const shortest: number[] = variants.map(() => Infinity);
-  const total: number[] = variants.map(() => 0);
+  const times: RoundTime[][] = variants.map(() => []);
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < variants.length; k++) {
       const i = (k + r) % variants.length; // rotate the order so no variant always runs first
       // Chunks of about a fifth of a calibrated round (or minChunk), repeated until the round has lasted roundMs.
       const variant = variants[i] as Variant;
       const chunk = Math.max(1, variant.minChunk ?? 1, Math.ceil((ops[i] as number) / 5));
-      const [n, ns, cpuNs] = await timeRound(variant, chunk, roundMs);
-      (results[i] as number[]).push(ns / n);
-      (cpuResults[i] as number[]).push(cpuNs / n);
-      shortest[i] = Math.min(shortest[i] as number, ns / 1e6);
-      total[i] = (total[i] as number) + n;
+      (times[i] as RoundTime[]).push(await timeRound(variant, chunk, roundMs));
     }
   }
-  const samples = variants.map((v, i) => {
-    const values = results[i] as number[];
-    return {
-      name: v.name,
-      ops: Math.round((total[i] as number) / rounds),
-      rounds: values,
-      median: median(values),
-      cpuMedian: median(cpuResults[i] as number[]),
-      min: Math.min(...values),
-      max: Math.max(...values),
-      shortestRoundMs: shortest[i] as number,
-    };
-  });
+  const samples = variants.map((v, i) => sampleOf(v.name, times[i] as RoundTime[]));
   for (const s of samples) {
     const line = `${s.name.padEnd(52)} ${fmtNs(s.median).padStart(7)} ns/op  [${fmtNs(s.min)} – ${fmtNs(s.max)}]  cpu ${fmtNs(s.cpuMedian)} ns/op`;
     log(`    ${line}  ${s.ops} ops/round, shortest ${s.shortestRoundMs.toFixed(0)} ms`);
@@ -181,32 +184,15 @@ export async function measure(variants: readonly Variant[], options: MeasureOpti
  */
 export async function afterCollection(variants: readonly Variant[], rounds: number, ops: number): Promise<Sample[]> {
   for (const v of variants) await timeOnce(v, ops * 5); // warm up, so that what is measured is the collection's doing
-  const results: number[][] = variants.map(() => []);
-  const cpuResults: number[][] = variants.map(() => []);
+  const times: RoundTime[][] = variants.map(() => []);
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < variants.length; k++) {
       const i = (k + r) % variants.length;
       collect();
-      const cpu0 = process.cpuUsage();
-      const ns = await timeOnce(variants[i] as Variant, ops);
-      const cpu = process.cpuUsage(cpu0);
-      (results[i] as number[]).push(ns / ops);
-      (cpuResults[i] as number[]).push(((cpu.user + cpu.system) * 1000) / ops);
+      (times[i] as RoundTime[]).push(await timeRound(variants[i] as Variant, ops, 0));
     }
   }
-  return variants.map((v, i) => {
-    const values = results[i] as number[];
-    return {
-      name: v.name,
-      ops,
-      rounds: values,
-      median: median(values),
-      cpuMedian: median(cpuResults[i] as number[]),
-      min: Math.min(...values),
-      max: Math.max(...values),
-      shortestRoundMs: (Math.min(...values) * ops) / 1e6,
-    };
-  });
+  return variants.map((v, i) => sampleOf(v.name, times[i] as RoundTime[]));
 }
 
 /** A target a row is checked against. */

@@ -21,7 +21,7 @@
  */
 import type { createMysql as CreateMysql, Mysql } from '../adapters/mysql/index.js';
 import { fileURLToPath } from 'node:url';
-import { configure, openScope } from '../src/index.js';
+import { openScope } from '../src/index.js';
 import { apartKey, measureApart, serveApart } from './apart.js';
 import { compareRow, measure, type MeasureOptions, type Row, type Variant } from './harness.js';
 import { benchMysql, errorMessage, mysqlConfig } from './mysql-server.js';
@@ -116,8 +116,8 @@ export async function mysqlBench(given: MeasureOptions, note: (line: string) => 
       raw: Variant,
       ours: Variant,
       label: string,
-      /** `null`: a row without a target (judged elsewhere). */
-      target: typeof TARGET | null = TARGET,
+      /** `undefined`: a row without a target (judged elsewhere). */
+      target: typeof TARGET | undefined,
     ) => {
       const [base, sampled, again] = await measure(
         [raw, { ...ours, name: `${ours.name} [sites sampled]`, setup: sites('sampled') }, { ...raw, name: `${raw.name} (again: A/A)` }],
@@ -126,7 +126,7 @@ export async function mysqlBench(given: MeasureOptions, note: (line: string) => 
       const [base2, all] = await measure([raw, { ...ours, name: `${ours.name} [sites always]`, setup: sites('always') }], options);
       rows.push(
         compareRow(g, `A/A: ${label} vs itself (the noise floor)`, again!, base!),
-        compareRow(g, `${what}, sites sampled, vs ${label}`, sampled!, base!, target ?? undefined),
+        compareRow(g, `${what}, sites sampled, vs ${label}`, sampled!, base!, target),
         compareRow(g, `${what}, sites always, vs ${label}`, all!, base2!),
       );
     };
@@ -138,7 +138,7 @@ export async function mysqlBench(given: MeasureOptions, note: (line: string) => 
     // docs/mysql.md, Decisions): in one process the two clients slow each other down.
     for (const [label, drive, minChunk, target] of [
       ['1 at a time', sequential, undefined, TARGET],
-      [`${CONCURRENCY} concurrent`, parallel, steady, quick ? TARGET : null],
+      [`${CONCURRENCY} concurrent`, parallel, steady, quick ? TARGET : undefined],
     ] as const) {
       log(`  SELECT 1, ${label}`);
       await against(
@@ -223,6 +223,7 @@ export async function mysqlBench(given: MeasureOptions, note: (line: string) => 
       { name: 'mysql2 getConnection/begin/INSERT/commit/release', run: sequential(nativeTx) },
       { name: 'custodian db.transaction(INSERT)', run: scoped(sequential(custodianTx)) },
       'hand-written on mysql2 pool',
+      TARGET,
     );
 
     // 3. What a reset costs per release.
@@ -286,7 +287,7 @@ async function apartClient(which: string): Promise<{ run: (n: number) => Promise
   scope.run(() => {}); // AsyncLocalStorage enabled, as in the suite's process
   if (which === 'custodian') {
     const { createMysql } = await import('../adapters/mysql/index.js');
-    configure({ sites: 'sampled', sampleRate: 0.01 });
+    sites('sampled')();
     const db = createMysql({ ...config, name: 'bench mysql', reset: 'dirty', pool: { max: MAX } });
     return {
       run: (n) => scope.run(() => concurrently(n, CONCURRENCY, () => db.query('SELECT 1'))),

@@ -1,9 +1,8 @@
 /**
  * Runs a fixture in a child process under `--expose-gc --trace-deopt` and lists the functions V8
  * deoptimized because a full GC dropped the object shapes their code was compiled against ("weak
- * objects"). The fixture warms its paths up, prints `--- collecting ---`, forces full collections
- * with nothing of the kind alive and runs the paths again, prints `--- done ---`, and writes `ok` on
- * stderr.
+ * objects"). The fixture runs its paths through `aroundCollections` (fixtures/collections.ts),
+ * which prints the markers read here, and writes `ok` on stderr.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { bundleFixture } from './bundle.js';
+import { MARKERS } from './fixtures/collections.js';
 
 export async function weakObjectDeopts(fixture: string, hot: ReadonlySet<string>): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'custodian-deopts-'));
@@ -22,8 +22,8 @@ export async function weakObjectDeopts(fixture: string, hot: ReadonlySet<string>
       maxBuffer: 256 * 1024 * 1024,
     });
     if (stderr.trim() !== 'ok') throw new Error(`${fixture} did not finish: ${stderr}`);
-    const start = stdout.indexOf('--- collecting ---');
-    const end = stdout.indexOf('--- done ---');
+    const start = stdout.indexOf(MARKERS.start);
+    const end = stdout.indexOf(MARKERS.end);
     if (start === -1 || end < start) throw new Error(`${fixture} printed no markers`);
     return [
       ...stdout

@@ -109,17 +109,18 @@ export class ScopeNode implements Scope, Owner, WatchedScope, ClosingScope {
     /** Built only to keep the class's shape (see util/shapes.ts): not registered, never opened. */
     inert?: typeof INERT,
   ) {
-    this.id = inert === INERT ? 0 : nextId++;
     this.#name = name ?? options?.name;
     this.parent = parent;
     this.raw = raw;
     if (inert === INERT) {
+      this.id = 0;
       this.t0 = performance.now();
       this.policy = this.disposeTimeoutMs = undefined;
       this.cancellable = false;
       this.phase = CLOSED;
       return;
     }
+    this.id = nextId++;
     wake(); // first: it refreshes the coarse clock when the sweep was idle
     addScope(this);
     // Exact open times only for those who measure scopes (diagnostics channel subscribers).

@@ -7,7 +7,7 @@
  * with every task awaiting elsewhere) it finds none, drops their maps, and throws away the
  * optimized code of every function compiled against them ("embedded weak objects cleared" in
  * `--trace-deopt`). Measured on Node 24: `withScope` + one `defer` took 4.4 µs per call right after
- * such a GC, against 0.45 µs, and about 50,000 calls to get back (test/core/shapes.test.ts).
+ * such a GC, against 0.45 µs, and about 50,000 calls to get back (test/shapes.test.ts).
  * A service has a major GC every few seconds; each one cost it that again.
  *
  * An instance kept here holds its map, so the code stays. Each is built the way the library
